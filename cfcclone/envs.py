@@ -1,0 +1,294 @@
+"""Atari envs with the NCP tutorial's preprocessing, one env or many, agreeing byte for byte.
+
+Both paths take raw frames from ALE: 84x84 grayscale, frame skip 4 with a max-pool over the
+last two frames, up to 30 no-op starts, sticky actions 0.25, full-game episodes, unclipped
+rewards. ALE itself neither stacks, clips nor fires. Then both run the same numpy code:
+
+- `FrameStacker` keeps 4 frames, channel-first. At an episode start every slot holds the first
+  frame, as gymnasium's FrameStackObservation (padding "reset"), ray's wrap_deepmind and so the
+  tutorial do. `cfcclone.data` builds its stacks with `stack_indices`, the same rule.
+- `FireProtocol` (on by default, `EnvConfig.fire=True`): in games whose action set has FIRE,
+  the actions of the first `FIRE_STEPS` steps of an episode and of the first `FIRE_STEPS` steps
+  after a lost life are replaced by FIRE, so a clone that never learned to serve still plays.
+  The episode still runs over all lives and the return counts the whole game. The action ALE
+  really got is reported as `info["action"]`. With `fire=False` the strict ALE protocol holds.
+
+`make_env` builds one gymnasium env (it can render, and its `info["ram"]` feeds the RAM
+experts); `make_vector_env` builds N envs on ale-py's native C++ `AtariVectorEnv`, with
+same-step autoreset: the observation returned with `terminated | truncated` is already the
+first of the next episode, and the last one is in `info["final_obs"]`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+from ale_py import roms
+from ale_py.vector_env import AtariVectorEnv
+from gymnasium.wrappers import AtariPreprocessing
+
+gym.register_envs(ale_py)
+
+FIRE_STEPS = 2
+"""Forced FIRE steps. Two, because with sticky actions 0.25 one step's FIRE is lost in about
+0.25**4 = 0.4% of serves, and the game then waits forever for a serve that never comes."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything that decides what an observation looks like; saved with every dataset and
+    checkpoint so that evaluation replays the preprocessing the policy was trained on."""
+
+    game: str = "breakout"
+    """ALE ROM name in snake_case: breakout, pong, space_invaders, ..."""
+    frame_skip: int = 4
+    """Emulator frames per env step; the last two are max-pooled."""
+    screen_size: int = 84
+    """Frames are resized to screen_size x screen_size grayscale."""
+    stack: int = 4
+    """Frames per observation, channel-first."""
+    noop_max: int = 30
+    """Up to this many no-op steps at the start of an episode (hidden from the agent)."""
+    sticky_actions: float = 0.25
+    """Probability that ALE repeats the previous action on each frame, as in ALE v5."""
+    fire: bool = True
+    """Replace the first actions of an episode and after a lost life by FIRE (see module doc)."""
+    max_episode_frames: int = 108_000
+    """Emulator frames before truncation (30 minutes of play)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EnvConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown EnvConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+
+def check_game(game: str) -> str:
+    """Return `game` if ALE ships its ROM, else raise a ValueError naming the valid ones."""
+    valid = roms.get_all_rom_ids()
+    if game not in valid:
+        hint = f" (did you mean {game.lower()!r}?)" if game.lower() in valid else ""
+        raise ValueError(f"unknown game {game!r}{hint}; expected an ALE ROM name, one of {valid}")
+    return game
+
+
+def _gym_id(game: str) -> str:
+    return "ALE/" + "".join(part.capitalize() for part in game.split("_")) + "-v5"
+
+
+def action_meanings(game: str) -> list[str]:
+    """The game's minimal action set, e.g. ['NOOP', 'FIRE', 'RIGHT', 'LEFT'] for breakout."""
+    ale = ale_py.ALEInterface()
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+    ale.loadROM(roms.get_rom_path(check_game(game)))
+    return [a.name for a in ale.getMinimalActionSet()]
+
+
+def stack_indices(t: int, start: int, stack: int = 4) -> list[int]:
+    """Indices of the frames in the stack at step t of an episode that began at step `start`,
+    oldest first; before the episode has `stack` frames the first frame fills the gap."""
+    return [max(t - stack + 1 + i, start) for i in range(stack)]
+
+
+class FrameStacker:
+    """The last `stack` frames of N envs, (N, stack, H, W) uint8, padded by the first frame."""
+
+    def __init__(self, num_envs: int, stack: int, size: int):
+        self.obs = np.zeros((num_envs, stack, size, size), dtype=np.uint8)
+
+    def start(self, mask: np.ndarray, frames: np.ndarray) -> None:
+        """Begin new episodes in the envs of `mask`, frames (N, H, W): every slot gets it."""
+        self.obs[mask] = frames[mask][:, None]
+
+    def push(self, mask: np.ndarray, frames: np.ndarray) -> None:
+        """Append frames (N, H, W) to the envs of `mask`, dropping their oldest frame."""
+        self.obs[mask, :-1] = self.obs[mask, 1:]
+        self.obs[mask, -1] = frames[mask]
+
+
+class FireProtocol:
+    """Forces FIRE after each episode start and each lost life, for N envs (see module doc)."""
+
+    def __init__(self, num_envs: int, fire_action: int | None):
+        self.fire_action = fire_action
+        self.pending = np.zeros(num_envs, dtype=np.int64)
+        self.lives = np.zeros(num_envs, dtype=np.int64)
+
+    def start(self, mask: np.ndarray, lives: np.ndarray) -> None:
+        self.lives[mask] = lives[mask]
+        if self.fire_action is not None:
+            self.pending[mask] = FIRE_STEPS
+
+    def observe(self, lives: np.ndarray, done: np.ndarray) -> None:
+        """After a step: envs that lost a life and play on must serve again."""
+        lost = (lives < self.lives) & ~done
+        if self.fire_action is not None:
+            self.pending[lost] = FIRE_STEPS
+        self.lives[~done] = lives[~done]
+
+    def apply(self, actions: np.ndarray) -> np.ndarray:
+        """The actions to send to ALE: FIRE where a serve is pending, else `actions`."""
+        if self.fire_action is None:
+            return actions
+        forced = self.pending > 0
+        self.pending[forced] -= 1
+        return np.where(forced, self.fire_action, actions)
+
+
+def _fire_action(meanings: list[str], config: EnvConfig) -> int | None:
+    return meanings.index("FIRE") if config.fire and "FIRE" in meanings else None
+
+
+def _check_actions(actions, num_envs: int, n_actions: int) -> np.ndarray:
+    a = np.asarray(actions)
+    if a.shape != (num_envs,) or a.dtype.kind not in "iu":
+        raise ValueError(
+            f"expected actions ({num_envs},) int, got {a.shape} {a.dtype}; "
+            "pass one integer action per env"
+        )
+    if a.size and (a.min() < 0 or a.max() >= n_actions):
+        raise ValueError(f"expected actions in [0, {n_actions}), got values {a.min()}..{a.max()}")
+    return a.astype(np.int64)
+
+
+class AtariEnv(gym.Wrapper):
+    """One env: gymnasium's ALE v5 env and AtariPreprocessing, then the shared stacker and
+    fire protocol. Observations (4, 84, 84) uint8; info carries "lives", "action" and "ram"."""
+
+    def __init__(self, config: EnvConfig, render_mode: str | None = None):
+        check_game(config.game)
+        base = gym.make(
+            _gym_id(config.game),
+            frameskip=1,
+            repeat_action_probability=config.sticky_actions,
+            full_action_space=False,
+            max_num_frames_per_episode=config.max_episode_frames,
+            render_mode=render_mode,
+        )
+        env = AtariPreprocessing(
+            base,
+            noop_max=config.noop_max,
+            frame_skip=config.frame_skip,
+            screen_size=config.screen_size,
+            terminal_on_life_loss=False,
+            grayscale_obs=True,
+            scale_obs=False,
+        )
+        super().__init__(env)
+        self.config = config
+        self.action_meanings = base.unwrapped.get_action_meanings()
+        self.stacker = FrameStacker(1, config.stack, config.screen_size)
+        self.fire = FireProtocol(1, _fire_action(self.action_meanings, config))
+        self.observation_space = gym.spaces.Box(0, 255, self.stacker.obs.shape[1:], np.uint8)
+        self._all = np.ones(1, dtype=bool)
+
+    def _info(self, info: dict, action: int | None) -> dict:
+        info = dict(info)
+        info["ram"] = self.env.unwrapped.ale.getRAM().copy()
+        if action is not None:
+            info["action"] = action
+        return info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        frame, info = self.env.reset(seed=seed, options=options)
+        self.stacker.start(self._all, frame[None])
+        self.fire.start(self._all, np.array([info["lives"]]))
+        return self.stacker.obs[0].copy(), self._info(info, None)
+
+    def step(self, action):
+        a = _check_actions(np.reshape(action, -1), 1, self.action_space.n)
+        executed = int(self.fire.apply(a)[0])
+        frame, reward, terminated, truncated, info = self.env.step(executed)
+        self.fire.observe(np.array([info["lives"]]), np.array([terminated or truncated]))
+        self.stacker.push(self._all, frame[None])
+        return self.stacker.obs[0].copy(), reward, terminated, truncated, self._info(info, executed)
+
+
+def make_env(game: str = "breakout", render_mode: str | None = None, **overrides) -> AtariEnv:
+    """One env with the tutorial's preprocessing. `overrides` are EnvConfig fields."""
+    return AtariEnv(EnvConfig(game=game, **overrides), render_mode=render_mode)
+
+
+class VectorAtariEnv(gym.vector.VectorWrapper):
+    """N envs on ale-py's C++ AtariVectorEnv with the shared stacker and fire protocol.
+
+    Observations (N, 4, 84, 84) uint8. Autoreset is same-step: where `terminated | truncated`
+    the returned observation starts the next episode, and `info["final_obs"]` (N, 4, 84, 84)
+    holds the episode's last one in those rows. `info["action"]` is what ALE really got.
+    """
+
+    def __init__(self, config: EnvConfig, num_envs: int, num_threads: int | None = None):
+        check_game(config.game)
+        if num_envs < 1:
+            raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+        env = AtariVectorEnv(
+            config.game,
+            num_envs,
+            num_threads=num_threads or min(num_envs, os.cpu_count() or 1),
+            max_num_frames_per_episode=config.max_episode_frames,
+            repeat_action_probability=config.sticky_actions,
+            full_action_space=False,
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+            img_height=config.screen_size,
+            img_width=config.screen_size,
+            grayscale=True,
+            stack_num=1,
+            frameskip=config.frame_skip,
+            maxpool=True,
+            noop_max=config.noop_max,
+            episodic_life=False,
+            reward_clipping=False,
+            use_fire_reset=False,
+        )
+        super().__init__(env)
+        self.config = config
+        self.action_meanings = [a.name for a in env.ale.get_action_set()]
+        self.stacker = FrameStacker(num_envs, config.stack, config.screen_size)
+        self.fire = FireProtocol(num_envs, _fire_action(self.action_meanings, config))
+        self.single_observation_space = gym.spaces.Box(
+            0, 255, self.stacker.obs.shape[1:], np.uint8
+        )
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, num_envs
+        )
+        self._all = np.ones(num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if options:
+            raise ValueError(f"expected no reset options, got {sorted(options)}")
+        frames, info = self.env.reset(seed=seed)
+        self.stacker.start(self._all, frames[:, -1])
+        self.fire.start(self._all, info["lives"])
+        return self.stacker.obs.copy(), info
+
+    def step(self, actions):
+        a = _check_actions(actions, self.num_envs, self.single_action_space.n)
+        executed = self.fire.apply(a)
+        frames, rewards, terminated, truncated, info = self.env.step(executed)
+        done = terminated | truncated
+        if done.any():
+            final = np.zeros_like(self.stacker.obs)
+            final[:, :-1] = self.stacker.obs[:, 1:]
+            final[done, -1] = info["final_obs"][done, -1]
+            info["final_obs"] = final
+        self.fire.observe(info["lives"], done)
+        self.fire.start(done, info["lives"])
+        self.stacker.push(~done, frames[:, -1])
+        self.stacker.start(done, frames[:, -1])
+        info["action"] = executed
+        return self.stacker.obs.copy(), rewards.astype(np.float64), terminated, truncated, info
+
+
+def make_vector_env(
+    game: str = "breakout", num_envs: int = 8, num_threads: int | None = None, **overrides
+) -> VectorAtariEnv:
+    """N envs with exactly `make_env`'s preprocessing. `overrides` are EnvConfig fields."""
+    return VectorAtariEnv(EnvConfig(game=game, **overrides), num_envs, num_threads)

@@ -1,0 +1,110 @@
+"""ConvCfC: an encoder per frame stack feeding ncps's CfC, forward over (B, T) sequences.
+
+The module does no I/O and keeps no state: the recurrent state goes in and out as `hx`, and
+`cfcclone.agent.StatefulAgent` carries it across env steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+from ncps.torch import CfC
+
+from cfcclone.models.encoders import make_encoder
+
+CFC_MODES = ("default", "pure", "no_gate")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything needed to rebuild a ConvCfC; stored whole in every checkpoint."""
+
+    n_actions: int
+    """Size of the game's minimal action set."""
+    encoder: str = "tutorial"
+    """One of cfcclone.models.ENCODERS: tutorial, nature, impala."""
+    units: int = 64
+    """CfC hidden units."""
+    mode: str = "default"
+    """CfC mode: default, pure or no_gate."""
+    backbone_units: int | None = None
+    """Width of the CfC backbone (ncps default 128 where None)."""
+    backbone_layers: int | None = None
+    """Depth of the CfC backbone (ncps default 1 where None)."""
+    mixed_memory: bool = False
+    """Add an LSTM memory cell beside the CfC (hx becomes a pair)."""
+    stack: int = 4
+    """Frames per observation."""
+    screen_size: int = 84
+    """Frame height and width."""
+    action_meanings: list[str] = field(default_factory=list)
+    """The env's action names, e.g. ['NOOP', 'FIRE', 'RIGHT', 'LEFT']; empty where unknown."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PolicyConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
+        return cls(**d)
+
+
+class ConvCfC(nn.Module):
+    """obs (B, T, stack, 84, 84) uint8, hx -> logits (B, T, n_actions) float, hx.
+
+    hx is (B, units) float, or a pair of them with mixed_memory; None means zeros. The model
+    scales uint8 to [0, 1] itself, so uint8 is what travels to the device. Parameter names
+    (`conv_block.*`, `rnn.*`) are the NCP tutorial's.
+    """
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        if config.mode not in CFC_MODES:
+            raise ValueError(f"unknown CfC mode {config.mode!r}; expected one of {CFC_MODES}")
+        if config.n_actions < 1:
+            raise ValueError(f"expected n_actions >= 1, got {config.n_actions}")
+        self.config = config
+        self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
+        self.rnn = CfC(
+            self.conv_block.features,
+            config.units,
+            proj_size=config.n_actions,
+            batch_first=True,
+            mixed_memory=config.mixed_memory,
+            mode=config.mode,
+            backbone_units=config.backbone_units,
+            backbone_layers=config.backbone_layers,
+        )
+
+    def check_obs(self, obs: torch.Tensor, ndim: int) -> None:
+        """Raise a ValueError unless obs is uint8 with this model's frame shape and `ndim` dims."""
+        c = self.config
+        frame = (c.stack, c.screen_size, c.screen_size)
+        lead = "(B, T, " if ndim == 5 else "(N, "
+        if obs.dtype != torch.uint8 or obs.dim() != ndim or tuple(obs.shape[-3:]) != frame:
+            raise ValueError(
+                f"expected obs {lead}{', '.join(map(str, frame))}) uint8, got "
+                f"{tuple(obs.shape)} {str(obs.dtype).replace('torch.', '')}"
+                + ("; pass raw uint8 frames, the model scales them" if obs.is_floating_point() else "")
+            )
+
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """obs (B, T, stack, H, W) uint8 -> features (B, T, F)."""
+        self.check_obs(obs, 5)
+        b, t = obs.shape[:2]
+        x = obs.reshape(b * t, *obs.shape[2:]).float().div_(255.0)
+        return self.conv_block(x).reshape(b, t, -1)
+
+    def forward(self, obs: torch.Tensor, hx=None):
+        features = self.encode(obs)
+        logits, hx = self.rnn(features.float(), hx)
+        return logits, hx
+
+    def initial_state(self, batch_size: int, device=None):
+        """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory."""
+        h = torch.zeros(batch_size, self.rnn.state_size, device=device)
+        return (h, torch.zeros_like(h)) if self.config.mixed_memory else h

@@ -1,0 +1,78 @@
+"""ConvCfC and its encoders: shapes, the tutorial's exact parameters, and input checks."""
+
+import pytest
+import torch
+
+from cfcclone.models import ENCODERS, ConvCfC, PolicyConfig
+
+
+def _obs(b, t, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (b, t, 4, 84, 84), dtype=torch.uint8, generator=g)
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+@pytest.mark.parametrize("mixed", [False, True])
+def test_output_shapes(encoder, mixed):
+    policy = ConvCfC(PolicyConfig(n_actions=6, encoder=encoder, units=16, mixed_memory=mixed))
+    logits, hx = policy(_obs(2, 3))
+    assert logits.shape == (2, 3, 6) and logits.dtype == torch.float32
+    states = hx if mixed else (hx,)
+    assert all(h.shape == (2, 16) for h in states)
+
+
+def test_cfc_options_reach_ncps():
+    policy = ConvCfC(
+        PolicyConfig(n_actions=4, encoder="nature", units=32, mode="pure", backbone_units=48)
+    )
+    assert policy.rnn.state_size == 32
+    assert policy.rnn.rnn_cell.mode == "pure"
+    assert policy.rnn.rnn_cell.backbone[0].out_features == 48
+
+
+def test_tutorial_parameter_count():
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="tutorial"))
+    assert sum(p.numel() for p in policy.parameters()) == 1_515_716
+
+
+def test_tutorial_state_dict_moves_both_ways_unchanged(tutorial):
+    ours = ConvCfC(PolicyConfig(n_actions=4)).eval()
+    theirs = tutorial.ConvCfC(4).eval()
+    ours_shapes = {k: v.shape for k, v in ours.state_dict().items()}
+    assert ours_shapes == {k: v.shape for k, v in theirs.state_dict().items()}
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    obs = _obs(2, 4)
+    with torch.no_grad():
+        # The tutorial feeds float frames / 255; ours takes the uint8 frames and scales itself.
+        assert torch.equal(ours(obs)[0], theirs(obs.float() / 255)[0])
+        torch.nn.init.normal_(theirs.conv_block.conv1.weight)
+        ours.load_state_dict(theirs.state_dict(), strict=True)
+        assert torch.equal(ours(obs)[0], theirs(obs.float() / 255)[0])
+
+
+def test_unknown_encoder_and_mode_name_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown encoder 'resnet'; expected one of \['impala'"):
+        ConvCfC(PolicyConfig(n_actions=4, encoder="resnet"))
+    with pytest.raises(ValueError, match="unknown CfC mode 'fast'"):
+        ConvCfC(PolicyConfig(n_actions=4, mode="fast"))
+
+
+@pytest.mark.parametrize(
+    "obs, message",
+    [
+        (torch.zeros(2, 3, 4, 84, 84), r"got \(2, 3, 4, 84, 84\) float32; pass raw uint8"),
+        (torch.zeros(3, 4, 84, 84, dtype=torch.uint8), r"got \(3, 4, 84, 84\) uint8"),
+        (torch.zeros(1, 1, 84, 84, 4, dtype=torch.uint8), r"got \(1, 1, 84, 84, 4\) uint8"),
+    ],
+)
+def test_bad_observations_raise(obs, message):
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature"))
+    with pytest.raises(ValueError, match=r"expected obs \(B, T, 4, 84, 84\) uint8, " + message):
+        policy(obs)
+
+
+def test_config_round_trips():
+    cfg = PolicyConfig(n_actions=4, encoder="impala", action_meanings=["NOOP", "FIRE", "R", "L"])
+    assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown PolicyConfig fields"):
+        PolicyConfig.from_dict({"n_actions": 4, "width": 3})
