@@ -1,0 +1,230 @@
+"""SequenceDataset: windows of T steps over memory-mapped single frames, stacked on the fly.
+
+Windows never cross an episode boundary. Each window lies inside one segment, so the recurrent
+state that training starts from zero at a window's first step is never carried across two
+episodes. `episode_start[0]` is True where a window begins an episode. Segments shorter than
+the window give none. The train/val split is by episode: an episode (or an imported window,
+whose split the tutorial's file name fixes) is wholly in one split.
+
+Frames are memory-mapped. A batch gathers T + 3 consecutive frames per window, (B, T+3, 84, 84),
+a quarter of the bytes of the stacks it stands for. `expand_stacks` turns it into
+(B, T, 4, 84, 84) as a view, on whatever device the frames are. The mapped pages are dropped
+from the process every few hundred MB read, so its RSS does not grow with the dataset; the page
+cache still keeps hot data.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfcclone.data.format import DatasetError, list_shards, open_shard, read_manifest
+from cfcclone.envs import EnvConfig
+
+SPLITS = ("train", "val", "all")
+_RELEASE_BYTES = 256 << 20
+
+
+def expand_stacks(frames: torch.Tensor, stack: int = 4) -> torch.Tensor:
+    """frames (B, T+stack-1, H, W) -> stacks (B, T, stack, H, W), a view: stack t holds
+    frames t .. t+stack-1, oldest first, as the env stacks them."""
+    return frames.unfold(1, stack, 1).permute(0, 1, 4, 2, 3)
+
+
+@dataclass
+class Batch:
+    """frames (B, T+3, 84, 84) uint8, actions (B, T) int64, episode_start (B, T) bool."""
+
+    frames: torch.Tensor
+    actions: torch.Tensor
+    episode_start: torch.Tensor
+
+    def to(self, device, non_blocking: bool = False) -> Batch:
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in vars(self).values()))
+
+    def pin_memory(self) -> Batch:
+        return Batch(*(t.pin_memory() for t in vars(self).values()))
+
+    @property
+    def obs(self) -> torch.Tensor:
+        """(B, T, 4, 84, 84) uint8 view of the frames."""
+        return expand_stacks(self.frames)
+
+
+class SequenceDataset(torch.utils.data.Dataset):
+    """Item i: obs (T, 4, 84, 84) uint8, actions (T,) int64, episode_start (T,) bool.
+
+    Items are the non-overlapping windows of each episode, plus one window flush with its end
+    where the length is not a multiple of T, so every step is covered. `sample` draws random
+    windows at any offset, for training.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        seq_len: int = 32,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        verify: bool = False,
+    ):
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if seq_len < 1:
+            raise ValueError(f"expected seq_len >= 1, got {seq_len}")
+        self.root = Path(root)
+        self.seq_len = seq_len
+        self.split = split
+        self.manifest = read_manifest(self.root)
+        self.env_config = EnvConfig.from_dict(self.manifest["env"])
+        self.action_meanings = list(self.manifest["action_meanings"])
+        self.stack = self.env_config.stack
+        self._frames, self._actions, self._rewards, rows = [], [], [], []
+        for i, shard_dir in enumerate(list_shards(self.root)):
+            meta, arrays = open_shard(shard_dir, verify=verify)
+            self._frames.append(arrays["frames"])
+            self._actions.append(arrays["actions"])
+            self._rewards.append(arrays["rewards"])
+            rows += [(i, s) for s in meta["segments"]]
+        if not rows:
+            raise DatasetError(f"{self.root}: no finished shards")
+        chosen = _choose_split([s for _, s in rows], split, val_fraction, seed)
+        self.segments = [rows[k] for k in chosen]
+        self.episodes = len(self.segments)
+        self.steps = sum(s.length for _, s in self.segments)
+        self._windows = np.array(
+            [(k, start) for k, (_, s) in enumerate(self.segments) for start in _starts(s.length, seq_len)],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        # For `sample`: segments long enough for a window, weighted by their window count.
+        usable = [k for k, (_, s) in enumerate(self.segments) if s.length >= seq_len]
+        self._usable = np.array(usable, dtype=np.int64)
+        counts = np.array([self.segments[k][1].length - seq_len + 1 for k in usable], np.float64)
+        self._weights = counts / counts.sum() if len(usable) else counts
+        self._bytes_read = 0
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _frame_rows(self, k: int, start: int) -> tuple[int, np.ndarray | slice]:
+        """Shard index and frame rows (T+3) of the window at step `start` of segment k."""
+        shard, seg = self.segments[k]
+        first = seg.frame_offset + seg.prefix + start - (self.stack - 1)
+        if first >= seg.frame_offset:
+            return shard, slice(first, first + self.seq_len + self.stack - 1)
+        rows = np.arange(first, first + self.seq_len + self.stack - 1)
+        return shard, np.maximum(rows, seg.frame_offset)
+
+    def window(self, k: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames (T+3, H, W), actions (T,) and episode_start (T,) of one window."""
+        shard, seg = self.segments[k]
+        if not 0 <= start <= seg.length - self.seq_len:
+            raise IndexError(f"window at {start} does not fit a segment of {seg.length} steps")
+        shard, rows = self._frame_rows(k, start)
+        frames = np.array(self._frames[shard][rows])  # a copy, never a view of the map
+        steps = slice(seg.step_offset + start, seg.step_offset + start + self.seq_len)
+        actions = self._actions[shard][steps].astype(np.int64)
+        episode_start = np.zeros(self.seq_len, dtype=bool)
+        episode_start[0] = start == 0 and seg.episode_start
+        self._account(frames.nbytes)
+        return frames, actions, episode_start
+
+    def __getitem__(self, i: int):
+        k, start = self._windows[i]
+        frames, actions, episode_start = self.window(int(k), int(start))
+        obs = expand_stacks(torch.from_numpy(frames)[None], self.stack)[0].contiguous()
+        return obs, torch.from_numpy(actions), torch.from_numpy(episode_start)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """A batch of windows drawn uniformly over every valid (episode, offset)."""
+        if not len(self._usable):
+            raise DatasetError(f"{self.root}: no {self.split} episode has {self.seq_len} steps")
+        ks = rng.choice(self._usable, size=batch_size, p=self._weights)
+        return self.collate([(k, rng.integers(0, self.segments[k][1].length - self.seq_len + 1)) for k in ks])
+
+    def batches(self, batch_size: int):
+        """The fixed windows in order, as Batches (for validation)."""
+        for i in range(0, len(self), batch_size):
+            yield self.collate(self._windows[i : i + batch_size])
+
+    def collate(self, windows) -> Batch:
+        b, t, h = len(windows), self.seq_len, self.env_config.screen_size
+        frames = np.empty((b, t + self.stack - 1, h, h), dtype=np.uint8)
+        actions = np.empty((b, t), dtype=np.int64)
+        starts = np.empty((b, t), dtype=bool)
+        for j, (k, start) in enumerate(windows):
+            frames[j], actions[j], starts[j] = self.window(int(k), int(start))
+        return Batch(torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(starts))
+
+    def action_counts(self) -> np.ndarray:
+        counts = np.zeros(len(self.action_meanings), dtype=np.int64)
+        for shard, seg in self.segments:
+            a = self._actions[shard][seg.step_offset : seg.step_offset + seg.length]
+            counts += np.bincount(a, minlength=len(counts))[: len(counts)]
+        return counts
+
+    def returns(self) -> np.ndarray:
+        """Returns of the complete episodes in this split."""
+        return np.array([s.ret for _, s in self.segments if s.complete and s.episode_start])
+
+    def _account(self, nbytes: int) -> None:
+        self._bytes_read += nbytes
+        if self._bytes_read >= _RELEASE_BYTES:
+            self.release()
+
+    def release(self) -> None:
+        """Drop the mapped frame pages from this process (they stay in the page cache)."""
+        self._bytes_read = 0
+        for frames in self._frames:
+            m = getattr(frames, "_mmap", None)
+            if m is not None and hasattr(m, "madvise"):
+                m.madvise(mmap.MADV_DONTNEED)
+
+
+def _starts(length: int, seq_len: int) -> list[int]:
+    if length < seq_len:
+        return []
+    starts = list(range(0, length - seq_len + 1, seq_len))
+    if starts[-1] != length - seq_len:
+        starts.append(length - seq_len)
+    return starts
+
+
+def _choose_split(segments, split: str, val_fraction: float, seed: int) -> list[int]:
+    """Indices of the segments in `split`. Fixed splits (tutorial files) are kept; the rest
+    are split by episode with a seeded permutation, at least one episode in val where there
+    are two or more."""
+    if split == "all":
+        return list(range(len(segments)))
+    free = [i for i, s in enumerate(segments) if s.split is None]
+    n_val = min(len(free) - 1, max(1, round(val_fraction * len(free)))) if len(free) > 1 else 0
+    val = set(np.random.default_rng(seed).permutation(free)[:n_val].tolist())
+    val |= {i for i, s in enumerate(segments) if s.split == "val"}
+    if split == "val":
+        return sorted(val)
+    return [i for i in range(len(segments)) if i not in val]
+
+
+def describe(root: str | Path) -> dict:
+    """Episodes, steps, bytes per step, the action histogram and the expert's returns."""
+    ds = SequenceDataset(root, seq_len=1, split="all")
+    counts = ds.action_counts()
+    returns = ds.returns()
+    on_disk = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
+    return {
+        "game": ds.env_config.game,
+        "expert": ds.manifest.get("expert"),
+        "episodes": int(sum(s.episode_start for _, s in ds.segments)),
+        "complete_episodes": len(returns),
+        "segments": len(ds.segments),
+        "steps": ds.steps,
+        "bytes_per_step": on_disk / max(ds.steps, 1),
+        "actions": dict(zip(ds.action_meanings, counts.tolist())),
+        "return_mean": float(returns.mean()) if len(returns) else None,
+        "return_std": float(returns.std()) if len(returns) else None,
+    }
+

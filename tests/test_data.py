@@ -1,0 +1,190 @@
+"""Collection, the shard format and SequenceDataset: stacks, splits, crashes, corruption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cfcclone.data import DatasetError, SequenceDataset, collect, expand_stacks
+from cfcclone.data.dataset import describe
+from cfcclone.data.format import list_shards
+from cfcclone.envs import make_env
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _experts import follow_ball  # noqa: E402
+
+SHORT = dict(max_episode_frames=1200)  # 300-step episodes keep the tests fast
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "ds"
+    collect(out, "breakout", follow_ball, frames=1500, envs=1, seed=0, progress=False, **SHORT)
+    return out
+
+
+def test_manifest_records_what_was_collected(dataset_dir):
+    m = json.loads((dataset_dir / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["format_version"] == 1
+    assert m["game"] == "breakout" and m["expert"] == "follow_ball"
+    assert m["env"]["sticky_actions"] == 0.25 and m["env"]["max_episode_frames"] == 1200
+    assert m["steps"] == 1500 and m["frames_stored"] == 1500
+    assert set(m["shards"]) == {p.name for p in list_shards(dataset_dir)}
+    assert all(len(h) == 3 for h in m["shards"].values())
+
+
+def test_dataset_stacks_equal_the_env_observations(dataset_dir):
+    ds = SequenceDataset(dataset_dir, seq_len=32, split="all")
+    shard, seg = ds.segments[1]
+    env = make_env("breakout", **SHORT)
+    obs, _ = env.reset(seed=seg.seed)
+    actions = ds._actions[shard][seg.step_offset : seg.step_offset + seg.length]
+    seen = [obs]
+    for a in actions[:-1]:
+        obs, *_ = env.step(int(a))
+        seen.append(obs)
+    seen = np.stack(seen)
+    for start in (0, 1, 2, 40, seg.length - 32):
+        frames, acts, episode_start = ds.window(1, start)
+        stacks = expand_stacks(torch.from_numpy(frames)[None])[0].numpy()
+        np.testing.assert_array_equal(stacks, seen[start : start + 32])
+        np.testing.assert_array_equal(acts, actions[start : start + 32])
+        assert episode_start.tolist() == [start == 0] + [False] * 31
+
+
+def test_items_and_batches_agree(dataset_dir):
+    ds = SequenceDataset(dataset_dir, seq_len=16, split="all")
+    obs, actions, episode_start = ds[3]
+    assert obs.shape == (16, 4, 84, 84) and obs.dtype == torch.uint8
+    assert actions.shape == (16,) and actions.dtype == torch.int64
+    assert episode_start.dtype == torch.bool
+    batch = next(ds.batches(5))
+    assert batch.obs.shape == (5, 16, 4, 84, 84)
+    assert torch.equal(batch.obs[3], obs) and torch.equal(batch.actions[3], actions)
+
+
+def test_windows_cover_every_step_and_stay_inside_episodes(dataset_dir):
+    ds = SequenceDataset(dataset_dir, seq_len=32, split="all")
+    covered = {k: np.zeros(s.length, bool) for k, (_, s) in enumerate(ds.segments)}
+    for k, start in ds._windows:
+        assert 0 <= start <= ds.segments[k][1].length - 32
+        covered[k][start : start + 32] = True
+    for k, c in covered.items():  # segments shorter than a window give none
+        assert c.all() if len(c) >= 32 else not c.any()
+    batch = ds.sample(64, np.random.default_rng(0))
+    assert batch.frames.shape == (64, 35, 84, 84)
+    assert not batch.episode_start[:, 1:].any()
+
+
+def test_split_by_episode_leaks_nothing(dataset_dir):
+    train = SequenceDataset(dataset_dir, split="train", val_fraction=0.3)
+    val = SequenceDataset(dataset_dir, split="val", val_fraction=0.3)
+    everything = SequenceDataset(dataset_dir, split="all")
+    key = lambda ds: {(sh, s.frame_offset) for sh, s in ds.segments}  # noqa: E731
+    assert key(train) and key(val)
+    assert not key(train) & key(val)
+    assert key(train) | key(val) == key(everything)
+    assert train.steps + val.steps == everything.steps
+    # Same seed, same split; another seed, another split.
+    assert key(SequenceDataset(dataset_dir, split="val", val_fraction=0.3)) == key(val)
+
+
+def test_describe_counts_actions_and_returns(dataset_dir):
+    s = describe(dataset_dir)
+    assert s["steps"] == 1500 and sum(s["actions"].values()) == 1500
+    assert s["complete_episodes"] >= 3 and s["return_mean"] is not None
+    assert 7056 < s["bytes_per_step"] < 7300
+
+
+def _collect_cmd(out, frames):
+    code = (
+        "import sys; sys.path.insert(0, %r); from cfcclone.data import collect; "
+        "collect(%r, 'breakout', '_experts:follow_ball', frames=%d, envs=1, seed=3, "
+        "progress=False, max_episode_frames=1200)" % (str(Path(__file__).parent), str(out), frames)
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
+    whole, crashed = tmp_path / "whole", tmp_path / "crashed"
+    collect(whole, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
+            progress=False, **SHORT)
+    proc = subprocess.Popen(_collect_cmd(crashed, 1200), start_new_session=True)
+    deadline = time.time() + 120
+    while len(list_shards(crashed)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the worker too, wherever it is in its shard
+    proc.wait()
+    finished = list_shards(crashed)
+    assert 2 <= len(finished) < len(list_shards(whole))
+    partial = SequenceDataset(crashed, split="all")
+    assert partial.steps < 1200
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        collect(crashed, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
+                progress=False, **SHORT)
+    collect(crashed, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
+            resume=True, progress=False, **SHORT)
+    assert not list((crashed / "shards").glob("*.tmp"))
+    a, b = list_shards(whole), list_shards(crashed)
+    assert [p.name for p in a] == [p.name for p in b]
+    for pa, pb in zip(a, b):
+        for name in ("frames.npy", "actions.npy", "rewards.npy"):
+            assert (pa / name).read_bytes() == (pb / name).read_bytes()
+
+
+def test_resume_refuses_other_settings(dataset_dir):
+    with pytest.raises(ValueError, match="cannot resume .*seed is 9"):
+        collect(dataset_dir, "breakout", follow_ball, frames=1500, envs=1, seed=9,
+                resume=True, progress=False, **SHORT)
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_corrupt_shards_raise_errors_that_name_the_file(dataset_dir, tmp_path):
+    ds = _copy(dataset_dir, tmp_path / "ds")
+    shard = list_shards(ds)[0]
+    frames = shard / "frames.npy"
+    frames.write_bytes(frames.read_bytes()[: 5000])
+    with pytest.raises(DatasetError, match=rf"{shard.name}/frames.npy"):
+        SequenceDataset(ds)
+    (shard / "meta.json").write_text("{not json")
+    with pytest.raises(DatasetError, match=rf"{shard.name}/meta.json: corrupt shard metadata"):
+        SequenceDataset(ds)
+
+
+def test_checksums_catch_flipped_bytes(dataset_dir, tmp_path):
+    ds = _copy(dataset_dir, tmp_path / "ds")
+    actions = list_shards(ds)[0] / "actions.npy"
+    raw = bytearray(actions.read_bytes())
+    raw[-1] ^= 0xFF
+    actions.write_bytes(bytes(raw))
+    SequenceDataset(ds)  # shapes still fit
+    with pytest.raises(DatasetError, match="actions.npy: checksum mismatch"):
+        SequenceDataset(ds, verify=True)
+
+
+def test_missing_or_foreign_manifest(tmp_path):
+    with pytest.raises(DatasetError, match="no manifest"):
+        SequenceDataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(DatasetError, match="expected format_version 1, got 99"):
+        SequenceDataset(tmp_path)
+
+
+def test_bad_split_and_seq_len():
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        SequenceDataset(".", split="test")
+    with pytest.raises(ValueError, match="expected seq_len >= 1"):
+        SequenceDataset(".", seq_len=0)
