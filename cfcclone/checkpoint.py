@@ -43,6 +43,7 @@ def atomic_save_tensors(path: Path, tensors: dict, metadata: dict[str, str]) -> 
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -113,3 +114,47 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> ConvCfC
     policy.env_config = EnvConfig.from_dict(config["env"])
     policy.checkpoint = config
     return policy.to(device).eval()
+
+
+def save_train_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict
+) -> None:
+    """Everything `--resume` needs, in one atomic file: the model's weights ("model/..."), the
+    optimizer's tensors ("optim/<param>.<name>"), and in the metadata its param groups and the
+    JSON-able `state` (epoch, RNG states, best return, ...)."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    scalars = {}
+    for idx, per_param in optimizer.state_dict()["state"].items():
+        for name, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{idx}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{name}"] = value
+    meta = {
+        "param_groups": optimizer.state_dict()["param_groups"],
+        "scalars": scalars,
+        "state": state,
+    }
+    atomic_save_tensors(Path(path), tensors, {"cfcclone-train-state": json.dumps(meta)})
+
+
+def load_train_state(
+    path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict:
+    """Restore model and optimizer from `path`; returns the stored JSON state."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["cfcclone-train-state"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a cfcclone training state ({e})") from None
+    weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    model.load_state_dict(weights, strict=True)
+    per_param: dict[int, dict] = {}
+    optim = [(k[len("optim/") :], v) for k, v in tensors.items() if k.startswith("optim/")]
+    for key, value in [*optim, *meta["scalars"].items()]:
+        idx, name = key.split(".", 1)
+        per_param.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    return meta["state"]

@@ -57,24 +57,121 @@ def _cmd_export_ncps(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    from cfcclone import ConvCfC, PolicyConfig, StatefulAgent, make_vector_env
+def _cmd_train(args) -> int:
+    from dataclasses import fields
 
-    env = make_vector_env(args.game, args.envs)
-    policy = ConvCfC(PolicyConfig(n_actions=len(env.action_meanings), encoder="nature"))
-    agent = StatefulAgent.for_env(policy, env)
-    obs, _ = env.reset(seed=args.seed)
-    start = np.ones(env.num_envs, dtype=bool)
-    returns, running = [], np.zeros(env.num_envs)
-    while len(returns) < args.envs:
-        obs, reward, term, trunc, _ = env.step(agent.act(obs, start))
-        running += reward
-        start = term | trunc
-        returns += running[start].tolist()
-        running[start] = 0
-    print(f"UNTRAINED ConvCfC on {args.game}: return {np.mean(returns):.1f} over {len(returns)}"
-          " episodes. Training is not built yet; this is a smoke run only.")
+    from cfcclone.training import TrainConfig, Trainer
+
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                            if hasattr(args, f.name)})
+    Trainer(config, resume=args.resume).fit()
+    print(f"{args.out}: best.safetensors, last.safetensors, metrics.jsonl")
     return 0
+
+
+def _cmd_eval(args) -> int:
+    from cfcclone.envs import EnvConfig
+    from cfcclone.evaluation import evaluate_expert, evaluate_policy
+
+    if args.expert:
+        result = evaluate_expert(args.expert, EnvConfig(game=args.game), args.episodes,
+                                 envs=args.envs, seed=args.seed, progress=True)
+        label = f"expert {args.expert} on {args.game}"
+    elif args.checkpoint:
+        from cfcclone.checkpoint import load_policy
+
+        policy = load_policy(args.checkpoint, args.device)
+        result = evaluate_policy(policy, policy.env_config, args.episodes, args.envs,
+                                 seed=args.seed, device=args.device, progress=True)
+        label = f"{args.checkpoint} on {policy.env_config.game}"
+    else:
+        raise ValueError("give a checkpoint, or --expert scripted --game GAME")
+    print(f"{label}: {result.line()}")
+    if args.json:
+        from cfcclone.data.format import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result.summary(), indent=1))
+    return 0
+
+
+def _cmd_play(args) -> int:
+    from cfcclone.checkpoint import load_policy
+    from cfcclone.play import has_display, play
+
+    render = args.render
+    if render is None and not args.record:
+        render = "human" if has_display() else None
+        if render is None:
+            raise ValueError("no display here: pass --record out.gif (or .mp4) to record")
+    returns = play(load_policy(args.checkpoint), args.episodes, render, args.record,
+                   args.seed, args.max_steps)
+    print(f"returns {returns}" + (f"; recorded {args.record}" if args.record else ""))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from cfcclone.plotting import plot_run
+
+    print(plot_run(args.run, args.out))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from cfcclone.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=args.out, game=args.game, frames=args.frames, epochs=args.epochs,
+                        eval_episodes=args.eval_episodes))
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a ConvCfC on a dataset")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--encoder", default="nature", choices=["tutorial", "nature", "impala"])
+    p.add_argument("--units", type=int, default=64)
+    p.add_argument("--seq-len", dest="seq_len", type=int, default=32)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int, default=0,
+                   help="0: one pass over the train split")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=10)
+    p.add_argument("--eval-envs", dest="eval_envs", type=int, default=8)
+    p.add_argument("--class-weights", dest="class_weights", default="none",
+                   choices=["none", "balanced", "sqrt"])
+    p.add_argument("--grad-clip", dest="grad_clip", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue RUN from its last epoch")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_eval_play_plot(sub) -> None:
+    p = sub.add_parser("eval", help="closed-loop returns of a checkpoint or an expert")
+    p.add_argument("checkpoint", nargs="?")
+    p.add_argument("--expert", help="score an expert instead: scripted, module:function")
+    p.add_argument("--game", default="breakout", help="the game, with --expert")
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--envs", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", help="also write the results to this file")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("play", help="watch a checkpoint play, or record it")
+    p.add_argument("checkpoint")
+    p.add_argument("--render", choices=["human"], help="open a window (needs a display)")
+    p.add_argument("--record", help="write a .gif or .mp4")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="cut each episode here")
+    p.set_defaults(func=_cmd_play)
+
+    p = sub.add_parser("plot", help="PNG of a run's loss, accuracy and return curves")
+    p.add_argument("run")
+    p.add_argument("--out", help="default RUN/curves.png")
+    p.set_defaults(func=_cmd_plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,10 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=32)
     p.set_defaults(func=_cmd_export_ncps)
 
-    p = sub.add_parser("demo", help="the main job")
+    _add_train(sub)
+    _add_eval_play_plot(sub)
+
+    p = sub.add_parser("demo", help="the main job: collect, train, evaluate, record")
+    p.add_argument("--out", default="runs/demo")
     p.add_argument("--game", default="breakout")
-    p.add_argument("--envs", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=None, help="expert frames to collect")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=30)
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -121,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
         print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
         return 2
 

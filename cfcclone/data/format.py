@@ -77,6 +77,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -118,6 +119,7 @@ def write_shard(
             "sha256": {key: sha256(tmp / f"{key}.npy") for key in ARRAYS},
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
