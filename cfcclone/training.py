@@ -119,6 +119,7 @@ class Trainer:
         self.val_set = SequenceDataset(c.data, c.seq_len, "val", c.val_fraction, c.seed)
         self.env_config = self.train_set.env_config
         meanings = self.train_set.action_meanings
+        torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
         policy_config = PolicyConfig(
             n_actions=len(meanings), encoder=c.encoder, units=c.units, action_meanings=meanings
         )
@@ -130,7 +131,6 @@ class Trainer:
         weights = class_weights(self.train_set.action_counts(), c.class_weights)
         self.weights = None if weights is None else weights.to(self.device)
         self.rng = np.random.default_rng([c.seed, rank])
-        torch.manual_seed(c.seed)
         self.batches_per_epoch = c.batches_per_epoch or max(
             1, self.train_set.steps // (c.batch * c.seq_len)
         )

@@ -1,0 +1,76 @@
+"""Checkpoints: exact round trips, clear errors, nothing unpickled."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cfcclone import ConvCfC, PolicyConfig, StatefulAgent, make_vector_env
+from cfcclone.checkpoint import CheckpointError, load_policy, read_config, save_policy
+from cfcclone.envs import EnvConfig
+
+
+def _policy(n_actions=4, meanings=("NOOP", "FIRE", "RIGHT", "LEFT")):
+    torch.manual_seed(0)
+    cfg = PolicyConfig(n_actions=n_actions, encoder="tutorial", units=8,
+                       action_meanings=list(meanings))
+    policy = ConvCfC(cfg)
+    policy.conv_block.bn2.running_mean.normal_()  # buffers must survive too
+    return policy.eval()
+
+
+def test_save_load_round_trips_exactly(tmp_path):
+    policy = _policy()
+    path = tmp_path / "p.safetensors"
+    save_policy(path, policy, EnvConfig(game="breakout", sticky_actions=0.1), epoch=7)
+    loaded = load_policy(path)
+    assert not loaded.training
+    assert loaded.config == policy.config
+    assert loaded.env_config == EnvConfig(game="breakout", sticky_actions=0.1)
+    a, b = policy.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    obs = torch.randint(0, 256, (2, 3, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(policy(obs)[0], loaded(obs)[0])
+    config = read_config(path)
+    assert config["epoch"] == 7 and set(config["versions"]) == {"cfcclone", "ncps", "torch"}
+
+
+def test_truncated_corrupt_and_foreign_files_raise(tmp_path):
+    path = tmp_path / "p.safetensors"
+    save_policy(path, _policy(), EnvConfig())
+    raw = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
+        load_policy(tmp_path / "cut.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="junk.safetensors: not a readable safetensors"):
+        load_policy(tmp_path / "junk.safetensors")
+    save_file({"w": torch.zeros(2)}, tmp_path / "foreign.safetensors", metadata={"a": "b"})
+    with pytest.raises(CheckpointError, match="without cfcclone metadata"):
+        load_policy(tmp_path / "foreign.safetensors")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_policy(tmp_path / "missing.safetensors")
+    torch.save(_policy().state_dict(), tmp_path / "pickle.safetensors")  # a pickle in disguise
+    with pytest.raises(CheckpointError, match="pickle.safetensors"):
+        load_policy(tmp_path / "pickle.safetensors")
+
+
+def test_weights_that_do_not_fit_the_config_raise(tmp_path):
+    path = tmp_path / "p.safetensors"
+    save_policy(path, _policy(), EnvConfig())
+    config = read_config(path)
+    config["policy"]["units"] = 16
+    tensors = {k: v for k, v in _policy().state_dict().items()}
+    save_file(tensors, tmp_path / "bad.safetensors", metadata={"cfcclone": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="weights do not fit the stored config"):
+        load_policy(tmp_path / "bad.safetensors")
+
+
+def test_six_action_checkpoint_in_a_four_action_env_raises(tmp_path):
+    path = tmp_path / "pong.safetensors"
+    meanings = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
+    save_policy(path, _policy(6, meanings), EnvConfig(game="pong"))
+    with pytest.raises(ValueError, match=r"policy has 6 actions but the env has 4"):
+        StatefulAgent.for_env(load_policy(path), make_vector_env("breakout", 2))
