@@ -210,8 +210,9 @@ class Trainer:
         return {"return_mean": result.mean, "return_std": result.std, "returns": result.returns,
                 "eval_steps_per_s": result.steps / result.seconds}
 
-    def fit(self) -> list[dict]:
-        """Train until `epochs`; returns this call's metric rows."""
+    def fit(self, on_epoch=None) -> list[dict]:
+        """Train until `epochs`; returns this call's metric rows. `on_epoch(row)` is called
+        after each epoch, else the epoch's line is printed."""
         self.out.mkdir(parents=True, exist_ok=True)
         rows = []
         epochs = range(self.epoch, self.config.epochs)
@@ -222,7 +223,9 @@ class Trainer:
             if self.rank == 0:
                 self._save(row)
             rows.append(row)
-            if self.config.progress:
+            if on_epoch is not None:
+                on_epoch(row)
+            elif self.config.progress:
                 tqdm.write(_epoch_line(row))
         return rows
 

@@ -1,0 +1,63 @@
+"""Reproduce the NCP Atari behavior-cloning tutorial with cfcclone.
+
+The tutorial's setup: the `tutorial` encoder (its ConvBlock, parameter for parameter), Adam at
+1e-4, batch 32, windows of 32 steps, 50 epochs, 10 closed-loop episodes after each epoch. It
+prints the tutorial's per-epoch lines. The data is the tutorial's own files where you have
+them (--ncps-data DIR, imported once), else the scripted expert's (collected once).
+
+    python scripts/reproduce_tutorial.py                      # scripted-expert data
+    python scripts/reproduce_tutorial.py --ncps-data DIR      # the tutorial's npz files
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cfcclone.data import collect
+from cfcclone.data.format import MANIFEST, read_manifest
+from cfcclone.data.ncps_format import import_ncps
+from cfcclone.training import TrainConfig, Trainer
+
+
+def prepare_data(args, data: Path) -> None:
+    if (data / MANIFEST).exists() and read_manifest(data).get("status", "complete") == "complete":
+        print(f"reusing {data}")
+    elif args.ncps_data:
+        import_ncps(args.ncps_data, data, game=args.game)
+    else:
+        collect(data, args.game, "scripted", args.frames, envs=2, seed=args.seed,
+                resume=(data / MANIFEST).exists())
+
+
+def print_epoch(row: dict) -> None:
+    """The tutorial's two lines per epoch."""
+    acc = "n/a" if row["val_acc"] is None else f"{100 * row['val_acc']:0.2f}%"
+    loss = "n/a" if row["val_loss"] is None else f"{row['val_loss']:0.4g}"
+    print(f"Epoch {row['epoch']}, val_loss={loss}, val_acc={acc}")
+    print(f"Mean return {row['return_mean']} (n={len(row['returns'])})", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--ncps-data", help="a folder of the tutorial's {train,val}_*.npz files")
+    p.add_argument("--out", default="runs/tutorial")
+    p.add_argument("--game", default="breakout")
+    p.add_argument("--frames", type=int, default=300_000, help="scripted-expert frames")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    data, run = out / "data", out / "run"
+    prepare_data(args, data)
+    config = TrainConfig(data=str(data), out=str(run), encoder="tutorial", lr=1e-4, batch=32,
+                         seq_len=32, epochs=args.epochs, eval_episodes=10, eval_envs=10,
+                         device=args.device, seed=args.seed)
+    Trainer(config, resume=(run / "train_state.safetensors").exists()).fit(on_epoch=print_epoch)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
