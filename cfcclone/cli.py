@@ -80,7 +80,7 @@ def _cmd_eval(args) -> int:
     elif args.checkpoint:
         from cfcclone.checkpoint import load_policy
 
-        policy = load_policy(args.checkpoint, args.device)
+        policy = load_policy(args.checkpoint, args.device).use_bf16(args.bf16)
         result = evaluate_policy(policy, policy.env_config, args.episodes, args.envs,
                                  seed=args.seed, device=args.device, progress=True)
         label = f"{args.checkpoint} on {policy.env_config.game}"
@@ -124,6 +124,24 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from cfcclone.bench import format_markdown, format_table, parse_envs, run_bench
+    from cfcclone.data.format import atomic_write_text
+
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k in (
+        "device", "frames", "train_steps", "rollout_steps", "rss_frames", "threads")}
+    if args.envs is not None:
+        overrides["envs"] = parse_envs(args.envs)
+    results = run_bench(quick=args.quick, reference=args.reference, **overrides)
+    print(format_table(results))
+    print(json.dumps(results))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=1))
+    if args.markdown:
+        atomic_write_text(args.markdown, format_markdown(results))
+    return 0
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a ConvCfC on a dataset")
     p.add_argument("--data", required=True)
@@ -142,6 +160,8 @@ def _add_train(sub) -> None:
     p.add_argument("--class-weights", dest="class_weights", default="none",
                    choices=["none", "balanced", "sqrt"])
     p.add_argument("--grad-clip", dest="grad_clip", type=float, default=1.0)
+    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                   help="bf16 autocast of the encoder (auto: where the device is fast at it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN from its last epoch")
     p.set_defaults(func=_cmd_train)
@@ -156,6 +176,7 @@ def _add_eval_play_plot(sub) -> None:
     p.add_argument("--envs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--bf16", action="store_true", help="bf16 encoder (faster, not bit-exact)")
     p.add_argument("--json", help="also write the results to this file")
     p.set_defaults(func=_cmd_eval)
 
@@ -216,6 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=30)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="throughput, storage and memory beside the NCP tutorial")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=int, help="frames to collect (default 20000)")
+    p.add_argument("--train-steps", dest="train_steps", type=int, help="default 3")
+    p.add_argument("--rollout-steps", dest="rollout_steps", type=int, help="default 500")
+    p.add_argument("--envs", help="vector env sizes, default 16,64")
+    p.add_argument("--rss-frames", dest="rss_frames", type=int, help="default 200000")
+    p.add_argument("--threads", type=int, help="torch threads (default 0: torch's default)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: seconds, not figures")
+    p.add_argument("--reference", help="the tutorial's ncps_tutorial.py (default: "
+                   "shared/reference/ beside the repository)")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--markdown", help="write a markdown section: machine, versions, tables")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

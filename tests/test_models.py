@@ -76,3 +76,19 @@ def test_config_round_trips():
     assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown PolicyConfig fields"):
         PolicyConfig.from_dict({"n_actions": 4, "width": 3})
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_bf16_encoder_keeps_the_cfc_and_its_state_in_fp32(encoder):
+    torch.manual_seed(0)
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder=encoder, units=8)).eval()
+    obs = _obs(2, 3)
+    with torch.no_grad():
+        exact, _ = policy(obs)
+        logits, hx = policy.use_bf16()(obs)
+    assert logits.dtype == torch.float32 and hx.dtype == torch.float32
+    torch.testing.assert_close(logits, exact, atol=0.05, rtol=0.05)
+    fresh = ConvCfC(policy.config).eval()
+    fresh.load_state_dict({k: v.contiguous() for k, v in policy.state_dict().items()})
+    with torch.no_grad():
+        assert torch.equal(fresh(obs)[0], exact)

@@ -17,6 +17,17 @@ from cfcclone.models.encoders import make_encoder
 CFC_MODES = ("default", "pure", "no_gate")
 
 
+def bf16_supported(device: str | torch.device) -> bool:
+    """Whether bf16 autocast is fast on `device`: a CUDA GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Everything needed to rebuild a ConvCfC; stored whole in every checkpoint."""
@@ -92,16 +103,27 @@ class ConvCfC(nn.Module):
                 + ("; pass raw uint8 frames, the model scales them" if obs.is_floating_point() else "")
             )
 
+    def use_bf16(self, enabled: bool = True) -> ConvCfC:
+        """Run the encoder under bf16 autocast with channels_last convs (about 2x on CPUs with
+        AVX512-BF16 and on GPUs); the CfC and its state stay fp32. Not saved in checkpoints."""
+        self.bf16 = enabled
+        if enabled:
+            self.conv_block.to(memory_format=torch.channels_last)
+        return self
+
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, T, stack, H, W) uint8 -> features (B, T, F)."""
+        """obs (B, T, stack, H, W) uint8 -> features (B, T, F) float32."""
         self.check_obs(obs, 5)
         b, t = obs.shape[:2]
         x = obs.reshape(b * t, *obs.shape[2:]).float().div_(255.0)
-        return self.conv_block(x).reshape(b, t, -1)
+        if not getattr(self, "bf16", False):
+            return self.conv_block(x).reshape(b, t, -1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.conv_block(x).float().reshape(b, t, -1)
 
     def forward(self, obs: torch.Tensor, hx=None):
-        features = self.encode(obs)
-        logits, hx = self.rnn(features.float(), hx)
+        logits, hx = self.rnn(self.encode(obs), hx)
         return logits, hx
 
     def initial_state(self, batch_size: int, device=None):
