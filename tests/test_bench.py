@@ -10,11 +10,14 @@ import torch
 
 from cfcclone.bench import QUICK, format_table, goals, make_data, parse_envs, run_bench
 from cfcclone.cli import main
+from cfcclone.models.policy import bf16_supported
 
 QUICK_FIGURES = {
     "storage/cfcclone", "storage/tutorial-export", "sampler/cfcclone", "train/tutorial-ref",
     "train/cfcclone-nature", "rollout/tutorial-ref", "rss/peak", "rss/read",
     *(f"rollout/{who}-{n}" for who in ("cfcclone", "raw") for n in QUICK.envs),
+    # the bf16 encoder's rows exist where the device is fast at bf16
+    *(f"rollout/cfcclone-bf16-{n}" for n in QUICK.envs if bf16_supported("cpu")),
 }
 
 
