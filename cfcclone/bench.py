@@ -75,9 +75,18 @@ class BenchConfig:
     """torch threads while measuring; 0 keeps torch's default (one per core)."""
 
 
-QUICK = BenchConfig(frames=1_000, batch=8, train_steps=1, cheap_train_steps=1,
-                    encoders=("nature",), rollout_steps=16, envs=(2, 4), repeats=1,
-                    sampler_batches=2, rss_frames=10_000)
+QUICK = BenchConfig(
+    frames=1_000,
+    batch=8,
+    train_steps=1,
+    cheap_train_steps=1,
+    encoders=("nature",),
+    rollout_steps=16,
+    envs=(2, 4),
+    repeats=1,
+    sampler_batches=2,
+    rss_frames=10_000,
+)
 """Tiny sizes, for tests: seconds, not figures."""
 
 
@@ -119,8 +128,12 @@ def parse_envs(text: str) -> tuple[int, ...]:
 
 def _fig(label: str, value: float | None, unit: str, **details) -> dict:
     """A figure; value None with details skipped="why" where it was not measured."""
-    return {"label": label, "value": None if value is None else float(value), "unit": unit,
-            **details}
+    return {
+        "label": label,
+        "value": None if value is None else float(value),
+        "unit": unit,
+        **details,
+    }
 
 
 def _sync(device: torch.device) -> None:
@@ -154,13 +167,17 @@ def make_data(tmp: Path, frames: int) -> tuple[Path, Path, dict]:
 
     threads = torch.get_num_threads()  # the in-process collection worker sets one thread
     try:
-        manifest = collect(tmp / "data", "breakout", follow_ball, frames=frames, envs=1,
-                           progress=False)
+        manifest = collect(
+            tmp / "data", "breakout", follow_ball, frames=frames, envs=1, progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     exported = export_ncps(tmp / "data", tmp / "ncps", seq_len=SEQ, progress=False)
-    return tmp / "data", tmp / "ncps", {"steps": manifest["steps"],
-                                        **{f"ncps_{k}": v for k, v in exported.items()}}
+    return (
+        tmp / "data",
+        tmp / "ncps",
+        {"steps": manifest["steps"], **{f"ncps_{k}": v for k, v in exported.items()}},
+    )
 
 
 def train_reference(ref, dst: Path, c: BenchConfig, device: torch.device) -> dict:
@@ -174,8 +191,9 @@ def train_reference(ref, dst: Path, c: BenchConfig, device: torch.device) -> dic
     criterion = nn.CrossEntropyLoss()
     with warnings.catch_warnings():  # 4 workers on fewer cores is the tutorial's own setting
         warnings.filterwarnings("ignore", "This DataLoader will create")
-        loader = DataLoader(ref.AtariCloningDataset(dst, "train"), batch_size=c.batch,
-                            num_workers=4, shuffle=True)
+        loader = DataLoader(
+            ref.AtariCloningDataset(dst, "train"), batch_size=c.batch, num_workers=4, shuffle=True
+        )
         ref.train_steps(model, criterion, optimizer, loader, 1)  # warm-up
         _sync(device)
         t0 = time.perf_counter()
@@ -183,19 +201,36 @@ def train_reference(ref, dst: Path, c: BenchConfig, device: torch.device) -> dic
         _sync(device)
         seconds = time.perf_counter() - t0
     if frames != c.batch * SEQ * c.train_steps:
-        raise RuntimeError(f"expected {c.train_steps} tutorial batches of {c.batch}x{SEQ} "
-                           f"frames, got {frames} frames: too few train files in {dst}")
-    return _fig("train: tutorial pipeline, tutorial encoder", frames / seconds, "frames/s",
-                steps=c.train_steps, seconds=seconds)
+        raise RuntimeError(
+            f"expected {c.train_steps} tutorial batches of {c.batch}x{SEQ} "
+            f"frames, got {frames} frames: too few train files in {dst}"
+        )
+    return _fig(
+        "train: tutorial pipeline, tutorial encoder",
+        frames / seconds,
+        "frames/s",
+        steps=c.train_steps,
+        seconds=seconds,
+    )
 
 
 def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device, out) -> dict:
     """frames/s of cfcclone's Trainer.train_step over its prefetched batches."""
     from cfcclone.training import TrainConfig, Trainer, _prefetch
 
-    trainer = Trainer(TrainConfig(data=str(root), out=str(out), encoder=encoder,
-                                  batch=c.batch, seq_len=SEQ, lr=1e-4, eval_episodes=0,
-                                  progress=False, device=str(device)))
+    trainer = Trainer(
+        TrainConfig(
+            data=str(root),
+            out=str(out),
+            encoder=encoder,
+            batch=c.batch,
+            seq_len=SEQ,
+            lr=1e-4,
+            eval_episodes=0,
+            progress=False,
+            device=str(device),
+        )
+    )
     trainer.model.train()
     pin = device.type == "cuda"
     batches = _prefetch(trainer.train_set, steps + 1, c.batch, trainer.rng, pin)
@@ -207,9 +242,14 @@ def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device,
         trainer.train_step(batch)  # its loss.item() waits for the device
         step_seconds.append(time.perf_counter() - t)
     seconds = time.perf_counter() - t0
-    return _fig(f"train: cfcclone, {encoder} encoder", c.batch * SEQ * steps / seconds,
-                "frames/s", steps=steps, seconds=seconds,
-                step_seconds_median=float(np.median(step_seconds)))
+    return _fig(
+        f"train: cfcclone, {encoder} encoder",
+        c.batch * SEQ * steps / seconds,
+        "frames/s",
+        steps=steps,
+        seconds=seconds,
+        step_seconds_median=float(np.median(step_seconds)),
+    )
 
 
 def rollout_reference(ref, c: BenchConfig, device: torch.device) -> dict:
@@ -276,7 +316,8 @@ def sampler(root: Path, c: BenchConfig) -> dict:
         seconds = time.perf_counter() - t0
         if tuple(obs.shape) != expected or obs.dtype != torch.uint8:
             raise RuntimeError(
-                f"expected stacks {expected} uint8, got {tuple(obs.shape)} {obs.dtype}")
+                f"expected stacks {expected} uint8, got {tuple(obs.shape)} {obs.dtype}"
+            )
         if i:
             rates.append(obs.shape[0] * obs.shape[1] / seconds)
     return _fig("sampler: SequenceDataset.sample(32) stacks", np.median(rates), "frames/s")
@@ -295,10 +336,24 @@ def write_synthetic(root: Path, frames: int, episode: int) -> None:
     acts = rng.integers(0, 4, size=97).astype(np.uint8)
     for i, first in enumerate(range(0, frames, episode)):
         n = min(episode, frames - first)
-        write_shard(root, f"{i:06d}", np.resize(block, (n, 84, 84)), np.resize(acts, n),
-                    np.zeros(n, np.float32), [Segment(0, 0, n)])
-    write_manifest(root, {"game": "breakout", "env": EnvConfig().to_dict(), "expert": "synthetic",
-                          "action_meanings": action_meanings("breakout"), **summarize(root)})
+        write_shard(
+            root,
+            f"{i:06d}",
+            np.resize(block, (n, 84, 84)),
+            np.resize(acts, n),
+            np.zeros(n, np.float32),
+            [Segment(0, 0, n)],
+        )
+    write_manifest(
+        root,
+        {
+            "game": "breakout",
+            "env": EnvConfig().to_dict(),
+            "expert": "synthetic",
+            "action_meanings": action_meanings("breakout"),
+            **summarize(root),
+        },
+    )
 
 
 # ru_maxrss is no use here: Linux carries the parent's peak across fork and exec into the
@@ -326,8 +381,9 @@ def peak_rss(tmp: Path, c: BenchConfig) -> tuple[dict, dict]:
     root = tmp / "synthetic"
     try:
         write_synthetic(root, c.rss_frames, RSS_EPISODE)
-        done = subprocess.run([sys.executable, "-c", _READ_ALL, str(root), str(SEQ)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _READ_ALL, str(root), str(SEQ)], capture_output=True, text=True
+        )
         if done.returncode:
             raise RuntimeError(f"the reading process failed ({done.returncode}):\n{done.stderr}")
         r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -335,10 +391,21 @@ def peak_rss(tmp: Path, c: BenchConfig) -> tuple[dict, dict]:
         shutil.rmtree(root, ignore_errors=True)
     mb = {k[:-4] + "_mb": r[k] * 1024 / 1e6 for k in ("opened_kib", "peak_kib", "ru_maxrss_kib")}
     label = f"{c.rss_frames:,} frames"
-    return (_fig(f"peak RSS: reading all windows of {label}", mb.pop("peak_mb"), "MB",
-                 windows=r["windows"], **mb),
-            _fig(f"read: all windows of {label}", r["frames"] / r["seconds"], "frames/s",
-                 seconds=r["seconds"]))
+    return (
+        _fig(
+            f"peak RSS: reading all windows of {label}",
+            mb.pop("peak_mb"),
+            "MB",
+            windows=r["windows"],
+            **mb,
+        ),
+        _fig(
+            f"read: all windows of {label}",
+            r["frames"] / r["seconds"],
+            "frames/s",
+            seconds=r["seconds"],
+        ),
+    )
 
 
 _OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
@@ -348,9 +415,14 @@ def _goal(figs: dict, name: str, num: str, den: str | None, op: str, target) -> 
     """figs[num]/figs[den] (or figs[num] alone) checked against `op target` where one is set."""
     keys = [num] if den is None else [num, den]
     found = [figs.get(k) or {"value": None, "skipped": f"{k} not measured"} for k in keys]
-    row = {"name": name, "of": keys, "parts": [f["value"] for f in found], "value": None,
-           "goal": None if target is None else f"{op} {_num(target)}" + ("x" if den else ""),
-           "met": None}
+    row = {
+        "name": name,
+        "of": keys,
+        "parts": [f["value"] for f in found],
+        "value": None,
+        "goal": None if target is None else f"{op} {_num(target)}" + ("x" if den else ""),
+        "met": None,
+    }
     missing = [f["skipped"] for f in found if f["value"] is None]
     if missing:
         return {**row, "skipped": missing[-1]}  # the peer's reason before "not measured"
@@ -363,19 +435,52 @@ def _goal(figs: dict, name: str, num: str, den: str | None, op: str, target) -> 
 def goals(figs: dict, device_type: str, envs) -> list[dict]:
     """The issue's goals, by device: target None where a figure has none there."""
     cpu = device_type == "cpu"
-    specs = [("train ours/tutorial, tutorial encoder", "train/cfcclone-tutorial",
-              "train/tutorial-ref", ">=", 1.5 if cpu else 5.0)]
-    specs += [(f"rollout ours/tutorial, {n} envs", f"rollout/cfcclone-{n}",
-               "rollout/tutorial-ref", ">=", 5.0 if cpu else None) for n in envs]
-    specs += [(f"rollout ours (bf16)/tutorial, {n} envs", f"rollout/cfcclone-bf16-{n}",
-               "rollout/tutorial-ref", ">=", 5.0 if cpu else None)
-              for n in envs if f"rollout/cfcclone-bf16-{n}" in figs]
-    specs += [(f"rollout ours/raw, {n} envs", f"rollout/cfcclone-{n}", f"rollout/raw-{n}",
-               ">=", None if cpu or n < 64 else 0.7) for n in envs]
-    specs += [("storage ours, KB/frame", "storage/cfcclone", None, "<=", 7.2),
-              ("storage tutorial/ours", "storage/tutorial-export", "storage/cfcclone", ">=", None),
-              ("sampler, frames/s", "sampler/cfcclone", None, ">=", 20_000),
-              ("peak RSS, MB", "rss/peak", None, "<", 1_500)]
+    specs = [
+        (
+            "train ours/tutorial, tutorial encoder",
+            "train/cfcclone-tutorial",
+            "train/tutorial-ref",
+            ">=",
+            1.5 if cpu else 5.0,
+        )
+    ]
+    specs += [
+        (
+            f"rollout ours/tutorial, {n} envs",
+            f"rollout/cfcclone-{n}",
+            "rollout/tutorial-ref",
+            ">=",
+            5.0 if cpu else None,
+        )
+        for n in envs
+    ]
+    specs += [
+        (
+            f"rollout ours (bf16)/tutorial, {n} envs",
+            f"rollout/cfcclone-bf16-{n}",
+            "rollout/tutorial-ref",
+            ">=",
+            5.0 if cpu else None,
+        )
+        for n in envs
+        if f"rollout/cfcclone-bf16-{n}" in figs
+    ]
+    specs += [
+        (
+            f"rollout ours/raw, {n} envs",
+            f"rollout/cfcclone-{n}",
+            f"rollout/raw-{n}",
+            ">=",
+            None if cpu or n < 64 else 0.7,
+        )
+        for n in envs
+    ]
+    specs += [
+        ("storage ours, KB/frame", "storage/cfcclone", None, "<=", 7.2),
+        ("storage tutorial/ours", "storage/tutorial-export", "storage/cfcclone", ">=", None),
+        ("sampler, frames/s", "sampler/cfcclone", None, ">=", 20_000),
+        ("peak RSS, MB", "rss/peak", None, "<", 1_500),
+    ]
     return [_goal(figs, *spec) for spec in specs]
 
 
@@ -384,53 +489,75 @@ def machine() -> dict:
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name")), cpu)
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+            )
     except OSError:
         pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu,
-            "torch_threads": torch.get_num_threads(), "load_avg": list(os.getloadavg())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "torch_threads": torch.get_num_threads(),
+        "load_avg": list(os.getloadavg()),
+    }
 
 
 def versions() -> dict:
-    return {"python": platform.python_version(), "cfcclone": cfcclone.__version__,
-            **{name: importlib.metadata.version(name)
-               for name in ("torch", "ncps", "ale-py", "gymnasium")}}
+    return {
+        "python": platform.python_version(),
+        "cfcclone": cfcclone.__version__,
+        **{
+            name: importlib.metadata.version(name)
+            for name in ("torch", "ncps", "ale-py", "gymnasium")
+        },
+    }
 
 
 def command(c: BenchConfig, quick: bool, reference) -> str:
     """The command line that reruns this benchmark with every setting spelled out."""
-    return " ".join(["cfcclone bench"] + ["--quick"] * quick + [
-        f"--device {c.device} --frames {c.frames} --train-steps {c.train_steps} --rollout-steps "
-        f"{c.rollout_steps} --envs {','.join(map(str, c.envs))} --rss-frames {c.rss_frames}"
-        f" --threads {c.threads}"]
-        + [f"--reference {reference}"] * (reference is not None))
+    return " ".join(
+        ["cfcclone bench"]
+        + ["--quick"] * quick
+        + [
+            f"--device {c.device} --frames {c.frames} --train-steps {c.train_steps}"
+            f" --rollout-steps {c.rollout_steps} --envs {','.join(map(str, c.envs))}"
+            f" --rss-frames {c.rss_frames} --threads {c.threads}"
+        ]
+        + [f"--reference {reference}"] * (reference is not None)
+    )
 
 
 def _measure(c: BenchConfig, ref, ref_reason: str, device, tmp: Path, log) -> dict:
     """Every figure, by name."""
     log(f"collecting {c.frames} frames and exporting them to the tutorial's format")
     root, dst, data = make_data(tmp, c.frames)
-    figs = {f"storage/{name}": _fig(f"storage: {label}", _disk_bytes(path) / steps / 1e3,
-                                    "KB/frame", steps=steps)
-            for name, label, path, steps in [
-                ("cfcclone", "cfcclone dataset", root, data["steps"]),
-                ("tutorial-export", "its tutorial export", dst, data["ncps_steps"])]}
+    figs = {
+        f"storage/{name}": _fig(
+            f"storage: {label}", _disk_bytes(path) / steps / 1e3, "KB/frame", steps=steps
+        )
+        for name, label, path, steps in [
+            ("cfcclone", "cfcclone dataset", root, data["steps"]),
+            ("tutorial-export", "its tutorial export", dst, data["ncps_steps"]),
+        ]
+    }
     log("sampler")
     figs["sampler/cfcclone"] = sampler(root, c)
     if ref is None or "tutorial" not in c.encoders:
         reason = ref_reason if ref is None else "the tutorial encoder is not in this run"
-        figs["train/tutorial-ref"] = _fig("train: tutorial pipeline, tutorial encoder", None,
-                                          "frames/s", skipped=reason)
+        figs["train/tutorial-ref"] = _fig(
+            "train: tutorial pipeline, tutorial encoder", None, "frames/s", skipped=reason
+        )
     else:
         log(f"training the tutorial's pipeline (1 + {c.train_steps} steps)")
         figs["train/tutorial-ref"] = train_reference(ref, dst, c, device)
     for encoder in c.encoders:
         steps = c.cheap_train_steps if encoder == "nature" else c.train_steps
         log(f"training cfcclone's {encoder} encoder (1 + {steps} steps)")
-        figs[f"train/cfcclone-{encoder}"] = train_cfcclone(root, encoder, steps, c, device,
-                                                           tmp / f"run-{encoder}")
+        figs[f"train/cfcclone-{encoder}"] = train_cfcclone(
+            root, encoder, steps, c, device, tmp / f"run-{encoder}"
+        )
     _rollouts(figs, c, ref, ref_reason, device, log)
     log(f"peak RSS over {c.rss_frames} synthetic frames")
     figs["rss/peak"], figs["rss/read"] = peak_rss(tmp, c)
@@ -441,8 +568,9 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason: str, device, log) -> 
     from cfcclone import ConvCfC, PolicyConfig
 
     if ref is None:
-        figs["rollout/tutorial-ref"] = _fig("rollout: tutorial loop, 1 env", None, "steps/s",
-                                            skipped=ref_reason)
+        figs["rollout/tutorial-ref"] = _fig(
+            "rollout: tutorial loop, 1 env", None, "steps/s", skipped=ref_reason
+        )
     else:
         log(f"rollout: tutorial loop ({c.rollout_steps} steps)")
         figs["rollout/tutorial-ref"] = rollout_reference(ref, c, device)
@@ -483,12 +611,17 @@ def run_bench(quick: bool = False, reference=None, progress: bool = True, **over
             figs = _measure(c, ref, f"reference not found: {path}", device, Path(tmp), log)
     finally:
         torch.set_num_threads(threads)
-    return {"command": command(c, quick, reference), "device": str(device),
-            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(c).items()},
-            "reference": str(path) if ref else None,
-            "machine": {**started, "load_avg_after": list(os.getloadavg())},
-            "versions": versions(), "wall_s": time.perf_counter() - t0,
-            "figures": figs, "goals": goals(figs, device.type, c.envs)}
+    return {
+        "command": command(c, quick, reference),
+        "device": str(device),
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(c).items()},
+        "reference": str(path) if ref else None,
+        "machine": {**started, "load_avg_after": list(os.getloadavg())},
+        "versions": versions(),
+        "wall_s": time.perf_counter() - t0,
+        "figures": figs,
+        "goals": goals(figs, device.type, c.envs),
+    }
 
 
 def _num(v: float) -> str:
@@ -498,17 +631,36 @@ def _num(v: float) -> str:
 def _tables(results: dict) -> list[str]:
     """The figures and the goals as two aligned pipe tables (valid markdown, readable text)."""
     figures = [("figure", "value", "unit", "note")] + [
-        (f["label"], "-" if f["value"] is None else _num(f["value"]), f["unit"],
-         f"skipped: {f['skipped']}" if "skipped" in f else "") for f in results["figures"].values()]
+        (
+            f["label"],
+            "-" if f["value"] is None else _num(f["value"]),
+            f["unit"],
+            f"skipped: {f['skipped']}" if "skipped" in f else "",
+        )
+        for f in results["figures"].values()
+    ]
     targets = [("goal", "value", "target", "status")] + [
-        (g["name"], "-" if g["value"] is None else _num(g["value"]) + "x" * (len(g["of"]) == 2),
-         g["goal"] or "-", "skipped: " + g["skipped"] if "skipped" in g else
-         "-" if g["met"] is None else "met" if g["met"] else "MISSED") for g in results["goals"]]
+        (
+            g["name"],
+            "-" if g["value"] is None else _num(g["value"]) + "x" * (len(g["of"]) == 2),
+            g["goal"] or "-",
+            "skipped: " + g["skipped"]
+            if "skipped" in g
+            else "-"
+            if g["met"] is None
+            else "met"
+            if g["met"]
+            else "MISSED",
+        )
+        for g in results["goals"]
+    ]
     lines = []
     for rows in (figures, targets):
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        cells = [[f"{r[i]:>{w}}" if i == 1 else f"{r[i]:<{w}}" for i, w in enumerate(widths)]
-                 for r in rows]
+        cells = [
+            [f"{r[i]:>{w}}" if i == 1 else f"{r[i]:<{w}}" for i, w in enumerate(widths)]
+            for r in rows
+        ]
         cells.insert(1, ["-" * w for w in widths])
         cells[1][1] = cells[1][1][:-1] + ":"  # right-align the values in markdown too
         lines += ["| " + " | ".join(c) + " |" for c in cells] + [""]
@@ -520,25 +672,45 @@ def _busy(m: dict) -> list[str]:
     counts the run itself): with them, torch's threads wait on each other and a timing can
     come out many times too slow."""
     load = m["load_avg"][0]
-    return [f"note: the CPU was busy (load average {load:.2f} on {m['cores']} cores at the "
-            "start); timings are noisy, rerun or try --threads 1", ""] if load > 0.5 else []
+    return (
+        [
+            f"note: the CPU was busy (load average {load:.2f} on {m['cores']} cores at the "
+            "start); timings are noisy, rerun or try --threads 1",
+            "",
+        ]
+        if load > 0.5
+        else []
+    )
 
 
 def format_table(results: dict) -> str:
     """A headline, then the figures and the goals."""
     m = results["machine"]
-    return "\n".join([f"cfcclone bench on {results['device']} ({m['cpu']}, {m['cores']} cores, "
-                      f"GPU {m['gpu'] or 'none'}), {results['wall_s']:.0f} s", "", *_busy(m),
-                      *_tables(results)])
+    return "\n".join(
+        [
+            f"cfcclone bench on {results['device']} ({m['cpu']}, {m['cores']} cores, "
+            f"GPU {m['gpu'] or 'none'}), {results['wall_s']:.0f} s",
+            "",
+            *_busy(m),
+            *_tables(results),
+        ]
+    )
 
 
 def format_markdown(results: dict) -> str:
     """A markdown section: machine, versions, the exact command, then both tables."""
     m, v = results["machine"], results["versions"]
-    return "\n".join([
-        "## cfcclone bench", "",
-        f"- Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'} "
-        f"(load average {m['load_avg'][0]:.2f} before, {m['load_avg_after'][0]:.2f} after)",
-        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        f"- Device: {results['device']}, wall time {results['wall_s']:.0f} s",
-        f"- Command: `{results['command']}`", "", *_busy(m), *_tables(results)])
+    return "\n".join(
+        [
+            "## cfcclone bench",
+            "",
+            f"- Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'} "
+            f"(load average {m['load_avg'][0]:.2f} before, {m['load_avg_after'][0]:.2f} after)",
+            "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+            f"- Device: {results['device']}, wall time {results['wall_s']:.0f} s",
+            f"- Command: `{results['command']}`",
+            "",
+            *_busy(m),
+            *_tables(results),
+        ]
+    )

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 
 def _cmd_collect(args) -> int:
     from cfcclone.data import collect
@@ -17,11 +15,16 @@ def _cmd_collect(args) -> int:
             args.out, args.game, args.expert, args.frames, args.envs, args.seed, args.resume
         )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished shards are kept in {args.out}; "
-              "rerun the same command with --resume to continue", file=sys.stderr)
+        print(
+            f"\ninterrupted: finished shards are kept in {args.out}; "
+            "rerun the same command with --resume to continue",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{args.out}: {manifest['steps']} frames, {manifest['episodes_complete']} complete "
-          f"episodes in {len(manifest['shards'])} shards")
+    print(
+        f"{args.out}: {manifest['steps']} frames, {manifest['episodes_complete']} complete "
+        f"episodes in {len(manifest['shards'])} shards"
+    )
     return 0
 
 
@@ -30,14 +33,18 @@ def _cmd_stats(args) -> int:
 
     s = describe(args.dir)
     print(f"{args.dir}: {s['game']}, expert {s['expert']}")
-    print(f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
-          f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk")
+    print(
+        f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
+        f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk"
+    )
     total = max(sum(s["actions"].values()), 1)
     for name, n in s["actions"].items():
         print(f"  {name:>10} {n:>9} {100 * n / total:5.1f}%")
     if s["return_mean"] is not None:
-        print(f"  expert return {s['return_mean']:.1f} ± {s['return_std']:.1f} "
-              f"over {s['complete_episodes']} episodes")
+        print(
+            f"  expert return {s['return_mean']:.1f} ± {s['return_std']:.1f} "
+            f"over {s['complete_episodes']} episodes"
+        )
     if args.json:
         print(json.dumps(s))
     return 0
@@ -62,8 +69,9 @@ def _cmd_train(args) -> int:
 
     from cfcclone.training import TrainConfig, Trainer
 
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                            if hasattr(args, f.name)})
+    config = TrainConfig(
+        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    )
     Trainer(config, resume=args.resume).fit()
     print(f"{args.out}: best.safetensors, last.safetensors, metrics.jsonl")
     return 0
@@ -74,15 +82,28 @@ def _cmd_eval(args) -> int:
     from cfcclone.evaluation import evaluate_expert, evaluate_policy
 
     if args.expert:
-        result = evaluate_expert(args.expert, EnvConfig(game=args.game), args.episodes,
-                                 envs=args.envs, seed=args.seed, progress=True)
+        result = evaluate_expert(
+            args.expert,
+            EnvConfig(game=args.game),
+            args.episodes,
+            envs=args.envs,
+            seed=args.seed,
+            progress=True,
+        )
         label = f"expert {args.expert} on {args.game}"
     elif args.checkpoint:
         from cfcclone.checkpoint import load_policy
 
         policy = load_policy(args.checkpoint, args.device).use_bf16(args.bf16)
-        result = evaluate_policy(policy, policy.env_config, args.episodes, args.envs,
-                                 seed=args.seed, device=args.device, progress=True)
+        result = evaluate_policy(
+            policy,
+            policy.env_config,
+            args.episodes,
+            args.envs,
+            seed=args.seed,
+            device=args.device,
+            progress=True,
+        )
         label = f"{args.checkpoint} on {policy.env_config.game}"
     else:
         raise ValueError("give a checkpoint, or --expert scripted --game GAME")
@@ -103,8 +124,9 @@ def _cmd_play(args) -> int:
         render = "human" if has_display() else None
         if render is None:
             raise ValueError("no display here: pass --record out.gif (or .mp4) to record")
-    returns = play(load_policy(args.checkpoint), args.episodes, render, args.record,
-                   args.seed, args.max_steps)
+    returns = play(
+        load_policy(args.checkpoint), args.episodes, render, args.record, args.seed, args.max_steps
+    )
     print(f"returns {returns}" + (f"; recorded {args.record}" if args.record else ""))
     return 0
 
@@ -119,8 +141,15 @@ def _cmd_plot(args) -> int:
 def _cmd_demo(args) -> int:
     from cfcclone.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=args.out, game=args.game, frames=args.frames, epochs=args.epochs,
-                        eval_episodes=args.eval_episodes))
+    run_demo(
+        DemoConfig(
+            out=args.out,
+            game=args.game,
+            frames=args.frames,
+            epochs=args.epochs,
+            eval_episodes=args.eval_episodes,
+        )
+    )
     return 0
 
 
@@ -128,8 +157,12 @@ def _cmd_bench(args) -> int:
     from cfcclone.bench import format_markdown, format_table, parse_envs, run_bench
     from cfcclone.data.format import atomic_write_text
 
-    overrides = {k: v for k, v in vars(args).items() if v is not None and k in (
-        "device", "frames", "train_steps", "rollout_steps", "rss_frames", "threads")}
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None
+        and k in ("device", "frames", "train_steps", "rollout_steps", "rss_frames", "threads")
+    }
     if args.envs is not None:
         overrides["envs"] = parse_envs(args.envs)
     results = run_bench(quick=args.quick, reference=args.reference, **overrides)
@@ -152,16 +185,29 @@ def _add_train(sub) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batches-per-epoch", dest="batches_per_epoch", type=int, default=0,
-                   help="0: one pass over the train split")
+    p.add_argument(
+        "--batches-per-epoch",
+        dest="batches_per_epoch",
+        type=int,
+        default=0,
+        help="0: one pass over the train split",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=10)
     p.add_argument("--eval-envs", dest="eval_envs", type=int, default=8)
-    p.add_argument("--class-weights", dest="class_weights", default="none",
-                   choices=["none", "balanced", "sqrt"])
+    p.add_argument(
+        "--class-weights",
+        dest="class_weights",
+        default="none",
+        choices=["none", "balanced", "sqrt"],
+    )
     p.add_argument("--grad-clip", dest="grad_clip", type=float, default=1.0)
-    p.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
-                   help="bf16 autocast of the encoder (auto: where the device is fast at it)")
+    p.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "off"],
+        help="bf16 autocast of the encoder (auto: where the device is fast at it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN from its last epoch")
     p.set_defaults(func=_cmd_train)
@@ -201,8 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="record expert demonstrations")
     p.add_argument("--game", default="breakout")
-    p.add_argument("--expert", default="scripted",
-                   help="'scripted', a checkpoint .safetensors, or module:function")
+    p.add_argument(
+        "--expert",
+        default="scripted",
+        help="'scripted', a checkpoint .safetensors, or module:function",
+    )
     p.add_argument("--frames", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--envs", type=int, default=2, help="worker processes")
@@ -247,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rss-frames", dest="rss_frames", type=int, help="default 200000")
     p.add_argument("--threads", type=int, help="torch threads (default 0: torch's default)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: seconds, not figures")
-    p.add_argument("--reference", help="the tutorial's ncps_tutorial.py (default: "
-                   "shared/reference/ beside the repository)")
+    p.add_argument(
+        "--reference",
+        help="the tutorial's ncps_tutorial.py (default: shared/reference/ beside the repository)",
+    )
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--markdown", help="write a markdown section: machine, versions, tables")
     p.set_defaults(func=_cmd_bench)

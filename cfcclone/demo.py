@@ -47,19 +47,35 @@ def _collect(config: DemoConfig, data: Path) -> None:
         print(f"[1/4] reusing the expert data in {data}")
         return
     print(f"[1/4] collecting {frames} frames from the scripted {config.game} expert")
-    collect(data, config.game, "scripted", frames, config.collect_envs, config.seed,
-            resume=(data / MANIFEST).exists())
+    collect(
+        data,
+        config.game,
+        "scripted",
+        frames,
+        config.collect_envs,
+        config.seed,
+        resume=(data / MANIFEST).exists(),
+    )
 
 
 def _train(config: DemoConfig, data: Path, run: Path) -> None:
     train = TrainConfig(
-        data=str(data), out=str(run), encoder=config.encoder, seq_len=config.seq_len,
-        batch=config.batch, lr=config.lr, epochs=config.epochs or 6,
-        eval_episodes=config.epoch_eval_episodes, eval_envs=8, seed=config.seed,
+        data=str(data),
+        out=str(run),
+        encoder=config.encoder,
+        seq_len=config.seq_len,
+        batch=config.batch,
+        lr=config.lr,
+        epochs=config.epochs or 6,
+        eval_episodes=config.epoch_eval_episodes,
+        eval_envs=8,
+        seed=config.seed,
     )
     resume = (run / "train_state.safetensors").exists()
-    print(f"[2/4] training a {config.encoder} ConvCfC for {train.epochs} epochs"
-          + (" (resuming)" if resume else ""))
+    print(
+        f"[2/4] training a {config.encoder} ConvCfC for {train.epochs} epochs"
+        + (" (resuming)" if resume else "")
+    )
     trainer = Trainer(train, resume=resume)
     trainer.fit()
 
@@ -73,11 +89,13 @@ def run_demo(config: DemoConfig) -> dict:
     _train(config, data, run)
     print(f"[3/4] evaluating the expert and the clone over {config.eval_episodes} episodes each")
     env_config = EnvConfig.from_dict(read_manifest(data)["env"])
-    expert = evaluate_expert("scripted", env_config, config.eval_episodes,
-                             config.collect_envs, seed=config.seed + 1)
+    expert = evaluate_expert(
+        "scripted", env_config, config.eval_episodes, config.collect_envs, seed=config.seed + 1
+    )
     policy = load_policy(run / "best.safetensors")
-    clone = evaluate_policy(policy, env_config, config.eval_episodes, config.eval_envs,
-                            seed=config.seed + 1)
+    clone = evaluate_policy(
+        policy, env_config, config.eval_episodes, config.eval_envs, seed=config.seed + 1
+    )
     print("[4/4] recording the clone and plotting the curves")
     play(policy, episodes=1, record=out / "clone.gif", seed=config.seed, max_steps=1500)
     curves = _plot(run)
@@ -91,8 +109,11 @@ def run_demo(config: DemoConfig) -> dict:
         "val_acc": policy.checkpoint["metrics"]["val_acc"],
         "val_episodes": val.episodes,
         "minutes": (time.perf_counter() - t0) / 60,
-        "artifacts": {"checkpoint": str(run / "best.safetensors"), "gif": str(out / "clone.gif"),
-                      "curves": curves},
+        "artifacts": {
+            "checkpoint": str(run / "best.safetensors"),
+            "gif": str(out / "clone.gif"),
+            "curves": curves,
+        },
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     _report(summary, expert, clone)
@@ -115,14 +136,20 @@ def _report(summary: dict, expert, clone) -> None:
     print()
     print(f"{'':8}{'mean':>8}{'std':>8}{'min':>7}{'max':>7}{'episodes':>10}")
     for name, r in (("expert", expert), ("clone", clone)):
-        print(f"{name:8}{r.mean:8.1f}{r.std:8.1f}{min(r.returns):7.0f}{max(r.returns):7.0f}"
-              f"{len(r.returns):10d}")
+        print(
+            f"{name:8}{r.mean:8.1f}{r.std:8.1f}{min(r.returns):7.0f}{max(r.returns):7.0f}"
+            f"{len(r.returns):10d}"
+        )
     acc = "n/a" if acc is None else f"{100 * acc:.1f}%"
     shown = "n/a" if ratio is None else f"{ratio:.2f}"
-    print(f"clone/expert = {shown}; val accuracy of the best epoch "
-          f"({summary['best_epoch']}) = {acc}; {summary['minutes']:.1f} minutes")
+    print(
+        f"clone/expert = {shown}; val accuracy of the best epoch "
+        f"({summary['best_epoch']}) = {acc}; {summary['minutes']:.1f} minutes"
+    )
     if ratio is None or ratio < WEAK_RATIO:
-        print(f"WEAK CLONE: it scores less than {WEAK_RATIO:.0%} of the expert. More frames "
-              "(--frames) or epochs (--epochs) usually help; see the curves.")
+        print(
+            f"WEAK CLONE: it scores less than {WEAK_RATIO:.0%} of the expert. More frames "
+            "(--frames) or epochs (--epochs) usually help; see the curves."
+        )
     a = summary["artifacts"]
     print(f"checkpoint {a['checkpoint']}, GIF {a['gif']}, curves {a['curves']}")

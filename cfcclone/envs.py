@@ -253,9 +253,7 @@ class VectorAtariEnv(gym.vector.VectorWrapper):
         self.action_meanings = [a.name for a in env.ale.get_action_set()]
         self.stacker = FrameStacker(num_envs, config.stack, config.screen_size)
         self.fire = FireProtocol(num_envs, _fire_action(self.action_meanings, config))
-        self.single_observation_space = gym.spaces.Box(
-            0, 255, self.stacker.obs.shape[1:], np.uint8
-        )
+        self.single_observation_space = gym.spaces.Box(0, 255, self.stacker.obs.shape[1:], np.uint8)
         self.observation_space = gym.vector.utils.batch_space(
             self.single_observation_space, num_envs
         )

@@ -145,7 +145,11 @@ def evaluate_policy(
 
 
 def evaluate_expert(
-    expert_spec, env_config: EnvConfig, episodes: int = 30, envs: int = 2, seed: int = 0,
+    expert_spec,
+    env_config: EnvConfig,
+    episodes: int = 30,
+    envs: int = 2,
+    seed: int = 0,
     progress: bool = False,
 ) -> EvalResult:
     """Returns of an expert ("scripted", a checkpoint, a callable) by the same protocol."""

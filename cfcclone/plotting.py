@@ -23,18 +23,17 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
     except ImportError:
         raise ValueError("plotting needs matplotlib: pip install 'cfcclone[plot]'") from None
     rows = read_metrics(run)
-    epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     series = [
         ("loss", [("train_loss", "train"), ("val_loss", "val")]),
         ("accuracy", [("train_acc", "train"), ("val_acc", "val")]),
         ("closed-loop return", [("return_mean", "mean return")]),
     ]
-    for ax, (title, keys) in zip(axes, series):
+    for ax, (title, keys) in zip(axes, series, strict=False):
         for key, label in keys:
-            pts = [(e, r[key]) for e, r in zip(epochs, rows) if r.get(key) is not None]
+            pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=label)
+                ax.plot(*zip(*pts, strict=False), marker="o", label=label)
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend()

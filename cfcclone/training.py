@@ -120,7 +120,9 @@ def _prefetch(dataset: SequenceDataset, n: int, batch: int, rng, pin: bool):
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, resume: bool = False, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self, config: TrainConfig, resume: bool = False, rank: int = 0, world_size: int = 1
+    ):
         self.config, self.rank = config, rank
         self.device = resolve_device(config.device)
         self.out = Path(config.out)
@@ -159,7 +161,9 @@ class Trainer:
         if not torch.isfinite(loss):
             kept = (
                 f"the last good checkpoint, {self.out / 'last.safetensors'}, is from epoch "
-                f"{self.epoch}" if self.epoch else "no checkpoint was written yet"
+                f"{self.epoch}"
+                if self.epoch
+                else "no checkpoint was written yet"
             )
             raise TrainingError(
                 f"loss became {loss.item()} in epoch {self.epoch + 1}; training stopped and "
@@ -175,9 +179,16 @@ class Trainer:
         self.model.train()
         losses, accs, t0 = [], [], time.perf_counter()
         pin = self.device.type == "cuda"
-        batches = _prefetch(self.train_set, self.batches_per_epoch, self.config.batch, self.rng, pin)
-        bar = tqdm(batches, total=self.batches_per_epoch, desc=f"epoch {self.epoch + 1}",
-                   leave=False, disable=not self.config.progress)
+        batches = _prefetch(
+            self.train_set, self.batches_per_epoch, self.config.batch, self.rng, pin
+        )
+        bar = tqdm(
+            batches,
+            total=self.batches_per_epoch,
+            desc=f"epoch {self.epoch + 1}",
+            leave=False,
+            disable=not self.config.progress,
+        )
         for batch in bar:
             loss, acc = self.train_step(batch)
             losses.append(loss)
@@ -185,8 +196,11 @@ class Trainer:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
         seconds = time.perf_counter() - t0
         frames = self.batches_per_epoch * self.config.batch * self.config.seq_len
-        return {"train_loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)),
-                "train_frames_per_s": frames / seconds}
+        return {
+            "train_loss": float(np.mean(losses)),
+            "train_acc": float(np.mean(accs)),
+            "train_frames_per_s": frames / seconds,
+        }
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -207,10 +221,20 @@ class Trainer:
     def closed_loop(self) -> dict:
         if self.config.eval_episodes < 1:
             return {"return_mean": None}
-        result = evaluate_policy(self.policy, self.env_config, self.config.eval_episodes,
-                                 self.config.eval_envs, seed=10_000 + self.epoch, device=self.device)
-        return {"return_mean": result.mean, "return_std": result.std, "returns": result.returns,
-                "eval_steps_per_s": result.steps / result.seconds}
+        result = evaluate_policy(
+            self.policy,
+            self.env_config,
+            self.config.eval_episodes,
+            self.config.eval_envs,
+            seed=10_000 + self.epoch,
+            device=self.device,
+        )
+        return {
+            "return_mean": result.mean,
+            "return_std": result.std,
+            "returns": result.returns,
+            "eval_steps_per_s": result.steps / result.seconds,
+        }
 
     def fit(self, on_epoch=None) -> list[dict]:
         """Train until `epochs`; returns this call's metric rows. `on_epoch(row)` is called
@@ -237,7 +261,9 @@ class Trainer:
         self.best = max(self.best, ret)
         meta = {"metrics": {k: v for k, v in row.items() if k != "returns"}}
         if improved:
-            save_policy(self.out / "best.safetensors", self.policy, self.env_config, self.epoch, meta)
+            save_policy(
+                self.out / "best.safetensors", self.policy, self.env_config, self.epoch, meta
+            )
         save_policy(self.out / "last.safetensors", self.policy, self.env_config, self.epoch, meta)
         state = {
             "epoch": self.epoch,
@@ -275,6 +301,8 @@ def _fmt(x, spec: str) -> str:
 def _epoch_line(row: dict) -> str:
     """The tutorial's per-epoch line."""
     acc = None if row["val_acc"] is None else 100 * row["val_acc"]
-    return (f"Epoch {row['epoch']}, train_loss={row['train_loss']:.4g}, "
-            f"val_loss={_fmt(row['val_loss'], '.4g')}, val_acc={_fmt(acc, '.2f')}%, "
-            f"mean return {_fmt(row['return_mean'], '.1f')}")
+    return (
+        f"Epoch {row['epoch']}, train_loss={row['train_loss']:.4g}, "
+        f"val_loss={_fmt(row['val_loss'], '.4g')}, val_acc={_fmt(acc, '.2f')}%, "
+        f"mean return {_fmt(row['return_mean'], '.1f')}"
+    )

@@ -27,8 +27,15 @@ def prepare_data(args, data: Path) -> None:
     elif args.ncps_data:
         import_ncps(args.ncps_data, data, game=args.game)
     else:
-        collect(data, args.game, "scripted", args.frames, envs=2, seed=args.seed,
-                resume=(data / MANIFEST).exists())
+        collect(
+            data,
+            args.game,
+            "scripted",
+            args.frames,
+            envs=2,
+            seed=args.seed,
+            resume=(data / MANIFEST).exists(),
+        )
 
 
 def print_epoch(row: dict) -> None:
@@ -52,9 +59,19 @@ def main(argv=None) -> int:
     out = Path(args.out)
     data, run = out / "data", out / "run"
     prepare_data(args, data)
-    config = TrainConfig(data=str(data), out=str(run), encoder="tutorial", lr=1e-4, batch=32,
-                         seq_len=32, epochs=args.epochs, eval_episodes=10, eval_envs=10,
-                         device=args.device, seed=args.seed)
+    config = TrainConfig(
+        data=str(data),
+        out=str(run),
+        encoder="tutorial",
+        lr=1e-4,
+        batch=32,
+        seq_len=32,
+        epochs=args.epochs,
+        eval_episodes=10,
+        eval_envs=10,
+        device=args.device,
+        seed=args.seed,
+    )
     Trainer(config, resume=(run / "train_state.safetensors").exists()).fit(on_epoch=print_epoch)
     return 0
 

@@ -87,10 +87,22 @@ def test_autoreset_marks_the_step_after_done_as_an_episode_start(policy):
 @pytest.mark.parametrize(
     "obs, start, message",
     [
-        (np.zeros((2, 4, 84, 84), np.float32), np.ones(2, bool), r"uint8, got \(2, 4, 84, 84\) float32"),
+        (
+            np.zeros((2, 4, 84, 84), np.float32),
+            np.ones(2, bool),
+            r"uint8, got \(2, 4, 84, 84\) float32",
+        ),
         (np.zeros((3, 4, 84, 84), np.uint8), np.ones(2, bool), "expected obs for 2 envs, got 3"),
-        (np.zeros((2, 4, 84, 84), np.uint8), np.ones(3, bool), r"episode_start \(2,\) bool, got \(3,\)"),
-        (np.zeros((2, 4, 84, 84), np.uint8), np.ones(2, int), r"episode_start \(2,\) bool, got \(2,\) int"),
+        (
+            np.zeros((2, 4, 84, 84), np.uint8),
+            np.ones(3, bool),
+            r"episode_start \(2,\) bool, got \(3,\)",
+        ),
+        (
+            np.zeros((2, 4, 84, 84), np.uint8),
+            np.ones(2, int),
+            r"episode_start \(2,\) bool, got \(2,\) int",
+        ),
     ],
 )
 def test_bad_input_raises(policy, obs, start, message):

@@ -13,8 +13,14 @@ from cfcclone.cli import main
 from cfcclone.models.policy import bf16_supported
 
 QUICK_FIGURES = {
-    "storage/cfcclone", "storage/tutorial-export", "sampler/cfcclone", "train/tutorial-ref",
-    "train/cfcclone-nature", "rollout/tutorial-ref", "rss/peak", "rss/read",
+    "storage/cfcclone",
+    "storage/tutorial-export",
+    "sampler/cfcclone",
+    "train/tutorial-ref",
+    "train/cfcclone-nature",
+    "rollout/tutorial-ref",
+    "rss/peak",
+    "rss/read",
     *(f"rollout/{who}-{n}" for who in ("cfcclone", "raw") for n in QUICK.envs),
     # the bf16 encoder's rows exist where the device is fast at bf16
     *(f"rollout/cfcclone-bf16-{n}" for n in QUICK.envs if bf16_supported("cpu")),
@@ -62,16 +68,26 @@ def test_ratios_are_the_quotients_of_their_parts(results):
         else:
             op, target = g["goal"].split()
             target = float(target.rstrip("x").replace(",", ""))
-            assert g["met"] == {">=": g["value"] >= target, "<=": g["value"] <= target,
-                                "<": g["value"] < target}[op]
+            assert (
+                g["met"]
+                == {
+                    ">=": g["value"] >= target,
+                    "<=": g["value"] <= target,
+                    "<": g["value"] < target,
+                }[op]
+            )
     train = next(g for g in rows if g["name"].startswith("train ours/tutorial"))
     assert train["value"] is None and train["met"] is None and "skipped" in train
 
 
 def test_goals_follow_the_device_and_propagate_skips():
-    figs = {"rollout/cfcclone-64": {"value": 70.0}, "rollout/raw-64": {"value": 100.0},
-            "rollout/cfcclone-16": {"value": 30.0}, "rollout/raw-16": {"value": 100.0},
-            "rollout/tutorial-ref": {"value": None, "skipped": "reference not found: x"}}
+    figs = {
+        "rollout/cfcclone-64": {"value": 70.0},
+        "rollout/raw-64": {"value": 100.0},
+        "rollout/cfcclone-16": {"value": 30.0},
+        "rollout/raw-16": {"value": 100.0},
+        "rollout/tutorial-ref": {"value": None, "skipped": "reference not found: x"},
+    }
     by_name = {g["name"]: g for g in goals(figs, "cuda", (16, 64))}
     assert by_name["rollout ours/raw, 64 envs"]["met"] is True  # 0.7 >= 0.7 on a GPU
     assert by_name["rollout ours/raw, 16 envs"]["goal"] is None  # only >= 64 envs has one
@@ -104,16 +120,33 @@ def test_parse_envs_names_what_it_got():
             parse_envs(bad)
 
 
-def test_cli_without_reference_skips_its_rows_and_writes_markdown(tmp_path, capsys,
-                                                                  monkeypatch):
+def test_cli_without_reference_skips_its_rows_and_writes_markdown(tmp_path, capsys, monkeypatch):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     missing = tmp_path / "nowhere" / "ncps_tutorial.py"
     out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
-    assert main(["bench", "--quick", "--envs", "2", "--rss-frames", "64", "--threads", "1",
-                 "--reference", str(missing), "--json", str(out_json),
-                 "--markdown", str(out_md)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--quick",
+                "--envs",
+                "2",
+                "--rss-frames",
+                "64",
+                "--threads",
+                "1",
+                "--reference",
+                str(missing),
+                "--json",
+                str(out_json),
+                "--markdown",
+                str(out_md),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     results = json.loads(out_json.read_text())
     assert json.loads(printed.strip().splitlines()[-1]) == results
@@ -127,10 +160,23 @@ def test_cli_without_reference_skips_its_rows_and_writes_markdown(tmp_path, caps
     assert "skipped: reference not found" in printed and "met" in printed
     md = out_md.read_text()
     assert md.startswith("## cfcclone bench")
-    for text in ("Machine:", f"{results['machine']['cores']} cores", "GPU: none",
-                 results["machine"]["cpu"], "Versions:", "python", "torch", "ncps", "ale-py",
-                 "gymnasium", "cfcclone", results["versions"]["torch"], "Command: `cfcclone bench",
-                 f"--reference {missing}", "| storage: cfcclone dataset "):
+    for text in (
+        "Machine:",
+        f"{results['machine']['cores']} cores",
+        "GPU: none",
+        results["machine"]["cpu"],
+        "Versions:",
+        "python",
+        "torch",
+        "ncps",
+        "ale-py",
+        "gymnasium",
+        "cfcclone",
+        results["versions"]["torch"],
+        "Command: `cfcclone bench",
+        f"--reference {missing}",
+        "| storage: cfcclone dataset ",
+    ):
         assert text in md
     assert list(scratch.iterdir()) == []  # data, export and synthetic dataset are gone
 
@@ -148,5 +194,7 @@ def test_table_warns_when_the_cpu_was_busy(results):
     for g in results["goals"]:  # each goal's line carries its target and status
         status = "met" if g["met"] else "MISSED" if g["met"] is False else None
         if status:
-            assert any(g["name"] in line and status in line and g["goal"] in line
-                       for line in format_table(results).splitlines())
+            assert any(
+                g["name"] in line and status in line and g["goal"] in line
+                for line in format_table(results).splitlines()
+            )

@@ -13,8 +13,9 @@ from cfcclone.envs import EnvConfig
 
 def _policy(n_actions=4, meanings=("NOOP", "FIRE", "RIGHT", "LEFT")):
     torch.manual_seed(0)
-    cfg = PolicyConfig(n_actions=n_actions, encoder="tutorial", units=8,
-                       action_meanings=list(meanings))
+    cfg = PolicyConfig(
+        n_actions=n_actions, encoder="tutorial", units=8, action_meanings=list(meanings)
+    )
     policy = ConvCfC(cfg)
     policy.conv_block.bn2.running_mean.normal_()  # buffers must survive too
     return policy.eval()

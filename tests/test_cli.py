@@ -14,23 +14,72 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def test_tiny_end_to_end_run(tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "run"
-    assert main(["collect", "--game", "breakout", "--expert", "_experts:follow_ball",
-                 "--frames", "2000", "--envs", "2", "--out", str(data)]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--game",
+                "breakout",
+                "--expert",
+                "_experts:follow_ball",
+                "--frames",
+                "2000",
+                "--envs",
+                "2",
+                "--out",
+                str(data),
+            ]
+        )
+        == 0
+    )
     assert "2000 frames" in capsys.readouterr().out
     assert main(["stats", str(data), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["steps"] == 2000 and sum(stats["actions"].values()) == 2000
-    assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "1",
-                 "--eval-episodes", "2", "--eval-envs", "2", "--lr", "1e-3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--eval-episodes",
+                "2",
+                "--eval-envs",
+                "2",
+                "--lr",
+                "1e-3",
+            ]
+        )
+        == 0
+    )
     assert (run / "best.safetensors").exists() and (run / "metrics.jsonl").exists()
     capsys.readouterr()
-    assert main(["eval", str(run / "best.safetensors"), "--episodes", "2", "--envs", "2",
-                 "--json", str(tmp_path / "eval.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run / "best.safetensors"),
+                "--episodes",
+                "2",
+                "--envs",
+                "2",
+                "--json",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
     assert "over 2 episodes" in capsys.readouterr().out
     assert json.loads((tmp_path / "eval.json").read_text())["episodes"] == 2
     gif = tmp_path / "clone.gif"
-    assert main(["play", str(run / "best.safetensors"), "--record", str(gif),
-                 "--max-steps", "60"]) == 0
+    assert (
+        main(["play", str(run / "best.safetensors"), "--record", str(gif), "--max-steps", "60"])
+        == 0
+    )
     with Image.open(gif) as im:  # 60 steps, every 2nd recorded; GIF merges repeated frames
         assert im.size == (160, 210) and 1 < im.n_frames <= 30
     pytest.importorskip("matplotlib")

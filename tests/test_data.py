@@ -76,7 +76,7 @@ def test_windows_cover_every_step_and_stay_inside_episodes(dataset_dir):
     for k, start in ds._windows:
         assert 0 <= start <= ds.segments[k][1].length - 32
         covered[k][start : start + 32] = True
-    for k, c in covered.items():  # segments shorter than a window give none
+    for c in covered.values():  # segments shorter than a window give none
         assert c.all() if len(c) >= 32 else not c.any()
     batch = ds.sample(64, np.random.default_rng(0))
     assert batch.frames.shape == (64, 35, 84, 84)
@@ -104,18 +104,27 @@ def test_describe_counts_actions_and_returns(dataset_dir):
 
 
 def _collect_cmd(out, frames):
+    here = str(Path(__file__).parent)
     code = (
-        "import sys; sys.path.insert(0, %r); from cfcclone.data import collect; "
-        "collect(%r, 'breakout', '_experts:follow_ball', frames=%d, envs=1, seed=3, "
-        "progress=False, max_episode_frames=1200)" % (str(Path(__file__).parent), str(out), frames)
+        f"import sys; sys.path.insert(0, {here!r}); from cfcclone.data import collect; "
+        f"collect({str(out)!r}, 'breakout', '_experts:follow_ball', frames={frames}, envs=1, "
+        "seed=3, progress=False, max_episode_frames=1200)"
     )
     return [sys.executable, "-c", code]
 
 
 def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    collect(whole, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
-            progress=False, **SHORT)
+    collect(
+        whole,
+        "breakout",
+        "_experts:follow_ball",
+        frames=1200,
+        envs=1,
+        seed=3,
+        progress=False,
+        **SHORT,
+    )
     proc = subprocess.Popen(_collect_cmd(crashed, 1200), start_new_session=True)
     deadline = time.time() + 120
     while len(list_shards(crashed)) < 2 and time.time() < deadline and proc.poll() is None:
@@ -127,22 +136,48 @@ def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     partial = SequenceDataset(crashed, split="all")
     assert partial.steps < 1200
     with pytest.raises(FileExistsError, match="pass --resume"):
-        collect(crashed, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
-                progress=False, **SHORT)
-    collect(crashed, "breakout", "_experts:follow_ball", frames=1200, envs=1, seed=3,
-            resume=True, progress=False, **SHORT)
+        collect(
+            crashed,
+            "breakout",
+            "_experts:follow_ball",
+            frames=1200,
+            envs=1,
+            seed=3,
+            progress=False,
+            **SHORT,
+        )
+    collect(
+        crashed,
+        "breakout",
+        "_experts:follow_ball",
+        frames=1200,
+        envs=1,
+        seed=3,
+        resume=True,
+        progress=False,
+        **SHORT,
+    )
     assert not list((crashed / "shards").glob("*.tmp"))
     a, b = list_shards(whole), list_shards(crashed)
     assert [p.name for p in a] == [p.name for p in b]
-    for pa, pb in zip(a, b):
+    for pa, pb in zip(a, b, strict=False):
         for name in ("frames.npy", "actions.npy", "rewards.npy"):
             assert (pa / name).read_bytes() == (pb / name).read_bytes()
 
 
 def test_resume_refuses_other_settings(dataset_dir):
     with pytest.raises(ValueError, match="cannot resume .*seed is 9"):
-        collect(dataset_dir, "breakout", follow_ball, frames=1500, envs=1, seed=9,
-                resume=True, progress=False, **SHORT)
+        collect(
+            dataset_dir,
+            "breakout",
+            follow_ball,
+            frames=1500,
+            envs=1,
+            seed=9,
+            resume=True,
+            progress=False,
+            **SHORT,
+        )
 
 
 def _copy(src, dst):
@@ -156,7 +191,7 @@ def test_corrupt_shards_raise_errors_that_name_the_file(dataset_dir, tmp_path):
     ds = _copy(dataset_dir, tmp_path / "ds")
     shard = list_shards(ds)[0]
     frames = shard / "frames.npy"
-    frames.write_bytes(frames.read_bytes()[: 5000])
+    frames.write_bytes(frames.read_bytes()[:5000])
     with pytest.raises(DatasetError, match=rf"{shard.name}/frames.npy"):
         SequenceDataset(ds)
     (shard / "meta.json").write_text("{not json")

@@ -19,14 +19,33 @@ from _experts import follow_ball  # noqa: E402
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "ds"
-    collect(out, "breakout", follow_ball, frames=900, envs=1, seed=1, progress=False,
-            max_episode_frames=1200)
+    collect(
+        out,
+        "breakout",
+        follow_ball,
+        frames=900,
+        envs=1,
+        seed=1,
+        progress=False,
+        max_episode_frames=1200,
+    )
     return out
 
 
 def _config(data, out, **kw):
-    base = dict(data=str(data), out=str(out), encoder="nature", units=8, seq_len=8, batch=4,
-                lr=1e-3, epochs=2, batches_per_epoch=3, eval_episodes=0, progress=False)
+    base = dict(
+        data=str(data),
+        out=str(out),
+        encoder="nature",
+        units=8,
+        seq_len=8,
+        batch=4,
+        lr=1e-3,
+        epochs=2,
+        batches_per_epoch=3,
+        eval_episodes=0,
+        progress=False,
+    )
     return TrainConfig(**{**base, **kw})
 
 

@@ -117,7 +117,8 @@ def _prepare(out: Path, settings: dict, resume: bool) -> None:
         for key in ("game", "env", "expert", "seed", "workers"):
             if old.get(key) != settings[key]:
                 raise ValueError(
-                    f"cannot resume {out}: {key} is {settings[key]!r}, the dataset has {old.get(key)!r}"
+                    f"cannot resume {out}: {key} is {settings[key]!r}, "
+                    f"the dataset has {old.get(key)!r}"
                 )
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a cfcclone dataset; choose another --out")
@@ -161,8 +162,15 @@ def collect(
     budgets = [frames // envs + (w < frames % envs) for w in range(envs)]
     already = sum(_resume_point(out, w)[0] for w in range(envs))
     returns = []
-    with tqdm(total=frames, initial=already, unit="frame", unit_scale=True,
-              desc=f"collect {game}", disable=not progress) as bar:
+    with tqdm(
+        total=frames,
+        initial=already,
+        unit="frame",
+        unit_scale=True,
+        desc=f"collect {game}",
+        disable=not progress,
+    ) as bar:
+
         def report(message):
             kind, worker, value = message
             if kind == "steps":
@@ -203,7 +211,8 @@ def _run_processes(jobs: list[tuple], report) -> None:
             except queue_module.Empty:
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"a collection worker died (exit code {dead[0].exitcode})")
+                    code = dead[0].exitcode
+                    raise RuntimeError(f"a collection worker died (exit code {code})") from None
                 continue
             if kind == "error":
                 raise RuntimeError(f"collection worker {worker} failed:\n{value}")

@@ -97,7 +97,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.episodes = len(self.segments)
         self.steps = sum(s.length for _, s in self.segments)
         self._windows = np.array(
-            [(k, start) for k, (_, s) in enumerate(self.segments) for start in _starts(s.length, seq_len)],
+            [
+                (k, start)
+                for k, (_, s) in enumerate(self.segments)
+                for start in _starts(s.length, seq_len)
+            ],
             dtype=np.int64,
         ).reshape(-1, 2)
         # For `sample`: segments long enough for a window, weighted by their window count.
@@ -144,7 +148,9 @@ class SequenceDataset(torch.utils.data.Dataset):
         if not len(self._usable):
             raise DatasetError(f"{self.root}: no {self.split} episode has {self.seq_len} steps")
         ks = rng.choice(self._usable, size=batch_size, p=self._weights)
-        return self.collate([(k, rng.integers(0, self.segments[k][1].length - self.seq_len + 1)) for k in ks])
+        return self.collate(
+            [(k, rng.integers(0, self.segments[k][1].length - self.seq_len + 1)) for k in ks]
+        )
 
     def batches(self, batch_size: int):
         """The fixed windows in order, as Batches (for validation)."""
@@ -223,8 +229,7 @@ def describe(root: str | Path) -> dict:
         "segments": len(ds.segments),
         "steps": ds.steps,
         "bytes_per_step": on_disk / max(ds.steps, 1),
-        "actions": dict(zip(ds.action_meanings, counts.tolist())),
+        "actions": dict(zip(ds.action_meanings, counts.tolist(), strict=False)),
         "return_mean": float(returns.mean()) if len(returns) else None,
         "return_std": float(returns.std()) if len(returns) else None,
     }
-

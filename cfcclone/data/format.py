@@ -129,11 +129,17 @@ def write_shard(
 
 def _check_arrays(name, frames, actions, rewards, segments) -> None:
     if frames.ndim != 3 or frames.dtype != np.uint8:
-        raise DatasetError(f"shard {name}: expected frames (F, H, W) uint8, got {frames.shape} {frames.dtype}")
+        raise DatasetError(
+            f"shard {name}: expected frames (F, H, W) uint8, got {frames.shape} {frames.dtype}"
+        )
     if actions.shape != rewards.shape or actions.ndim != 1:
-        raise DatasetError(f"shard {name}: actions {actions.shape} and rewards {rewards.shape} differ")
+        raise DatasetError(
+            f"shard {name}: actions {actions.shape} and rewards {rewards.shape} differ"
+        )
     if actions.size and (actions.min() < 0 or actions.max() > 255):
-        raise DatasetError(f"shard {name}: actions must fit uint8, got {actions.min()}..{actions.max()}")
+        raise DatasetError(
+            f"shard {name}: actions must fit uint8, got {actions.min()}..{actions.max()}"
+        )
     frames_used = sum(s.prefix + s.length for s in segments)
     steps_used = sum(s.length for s in segments)
     if frames_used != len(frames) or steps_used != len(actions):

@@ -100,7 +100,11 @@ class ConvCfC(nn.Module):
             raise ValueError(
                 f"expected obs {lead}{', '.join(map(str, frame))}) uint8, got "
                 f"{tuple(obs.shape)} {str(obs.dtype).replace('torch.', '')}"
-                + ("; pass raw uint8 frames, the model scales them" if obs.is_floating_point() else "")
+                + (
+                    "; pass raw uint8 frames, the model scales them"
+                    if obs.is_floating_point()
+                    else ""
+                )
             )
 
     def use_bf16(self, enabled: bool = True) -> ConvCfC:
