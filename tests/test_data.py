@@ -223,3 +223,24 @@ def test_bad_split_and_seq_len():
         SequenceDataset(".", split="test")
     with pytest.raises(ValueError, match="expected seq_len >= 1"):
         SequenceDataset(".", seq_len=0)
+
+
+def test_a_checkpoint_expert_is_recorded_faithfully(tmp_path):
+    from cfcclone import ConvCfC, PolicyConfig, StatefulAgent
+    from cfcclone.checkpoint import save_policy
+    from cfcclone.envs import FIRE_STEPS, EnvConfig
+
+    torch.manual_seed(0)
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8)).eval()
+    save_policy(tmp_path / "teacher.safetensors", policy, EnvConfig())
+    out = tmp_path / "distill"
+    collect(
+        out, "breakout", str(tmp_path / "teacher.safetensors"), frames=120, envs=1, progress=False
+    )
+    ds = SequenceDataset(out, seq_len=120, split="all")
+    obs, actions, _ = ds[0]
+    agent = StatefulAgent(policy, 1)
+    replayed = [agent.act(obs[t : t + 1], np.array([t == 0]))[0] for t in range(120)]
+    forced = FIRE_STEPS  # the env serves for the agent on the first steps
+    assert actions[forced:].tolist() == replayed[forced:]
+    assert actions[:forced].tolist() == [1] * forced
