@@ -62,6 +62,14 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
         expert = SCRIPTED[game](num_envs)
         expert.name = "scripted"
         return expert
+    if spec == "tracker":
+        from cfcclone.experts.tracking import BreakoutTracker
+
+        if game != BreakoutTracker.game:
+            raise ValueError(f"the tracker expert plays breakout, not {game!r}")
+        expert = BreakoutTracker(num_envs)
+        expert.name = "tracker"
+        return expert
     if spec.endswith(".safetensors"):
         expert = PolicyExpert(spec, num_envs, device)
         expert_game = expert.policy.env_config.game
