@@ -49,14 +49,21 @@ class DemoConfig:
 
 def _collect(config: DemoConfig, data: Path) -> None:
     frames = config.frames or 60_000
-    if (data / MANIFEST).exists() and read_manifest(data).get("status") == "complete":
-        print(f"[1/4] reusing the expert data in {data}")
-        return
-    print(f"[1/4] collecting {frames} frames from the scripted {config.game} expert")
+    if (data / MANIFEST).exists():
+        manifest = read_manifest(data)
+        if (manifest["expert"], manifest["game"]) != (config.expert, config.game):
+            raise ValueError(
+                f"{data} holds {manifest['expert']} {manifest['game']} data, not "
+                f"{config.expert} {config.game}; choose another --out"
+            )
+        if manifest.get("status") == "complete":
+            print(f"[1/4] reusing the expert data in {data}")
+            return
+    print(f"[1/4] collecting {frames} frames from the {config.expert} {config.game} expert")
     collect(
         data,
         config.game,
-        "scripted",
+        config.expert,
         frames,
         config.collect_envs,
         config.seed,
@@ -72,9 +79,11 @@ def _train(config: DemoConfig, data: Path, run: Path) -> None:
         seq_len=config.seq_len,
         batch=config.batch,
         lr=config.lr,
-        epochs=config.epochs or 6,
+        epochs=config.epochs or 8,
+        batches_per_epoch=config.batches_per_epoch,
+        class_weights=config.class_weights,
         eval_episodes=config.epoch_eval_episodes,
-        eval_envs=8,
+        eval_envs=4,
         seed=config.seed,
     )
     resume = (run / "train_state.safetensors").exists()
@@ -96,7 +105,7 @@ def run_demo(config: DemoConfig) -> dict:
     print(f"[3/4] evaluating the expert and the clone over {config.eval_episodes} episodes each")
     env_config = EnvConfig.from_dict(read_manifest(data)["env"])
     expert = evaluate_expert(
-        "scripted", env_config, config.eval_episodes, config.collect_envs, seed=config.seed + 1
+        config.expert, env_config, config.eval_episodes, config.collect_envs, seed=config.seed + 1
     )
     policy = load_policy(run / "best.safetensors")
     clone = evaluate_policy(
