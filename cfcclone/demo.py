@@ -44,6 +44,10 @@ class DemoConfig:
     eval_envs: int = 16
     epoch_eval_episodes: int = 4
     collect_envs: int = 2
+    max_episode_frames: int | None = None
+    """Cut episodes here (None: the full game, as always outside tests)."""
+    gif_steps: int = 1500
+    """Steps of the clone's recorded episode."""
     seed: int = 0
 
 
@@ -68,6 +72,11 @@ def _collect(config: DemoConfig, data: Path) -> None:
         config.collect_envs,
         config.seed,
         resume=(data / MANIFEST).exists(),
+        **(
+            {}
+            if config.max_episode_frames is None
+            else {"max_episode_frames": config.max_episode_frames}
+        ),
     )
 
 
@@ -112,7 +121,7 @@ def run_demo(config: DemoConfig) -> dict:
         policy, env_config, config.eval_episodes, config.eval_envs, seed=config.seed + 1
     )
     print("[4/4] recording the clone and plotting the curves")
-    play(policy, episodes=1, record=out / "clone.gif", seed=config.seed, max_steps=1500)
+    play(policy, episodes=1, record=out / "clone.gif", seed=config.seed, max_steps=config.gif_steps)
     curves = _plot(run)
     val = SequenceDataset(data, config.seq_len, "val")
     summary = {

@@ -36,7 +36,8 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
                 ax.plot(*zip(*pts, strict=False), marker="o", label=label)
         ax.set_title(title)
         ax.set_xlabel("epoch")
-        ax.legend()
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     out = Path(out) if out else Path(run) / "curves.png"
     fig.savefig(out, dpi=100)

@@ -5,9 +5,11 @@ the last step (what two stacked frames show), simulate the paddle's momentum und
 of the next <= 3 steps (27 sequences of NOOP/up/down, then NOOP), and play the first action of
 the cheapest plan. The cost counts misses and off-aim hits, averaged over sticky-action delays
 (each change of action late by 0, 1 or 2 frames with odds .75, .19, .06), plus 1 per press and
-a 0.1 tie-break for pressing early: so the paddle moves once, early, and then waits (NOOP is
-~80% of steps); it never dithers on a near-tie. While the ball moves away the paddle rests,
-moving only when its target is more than a wide dead-band away.
+a 0.1 tie-break for pressing early: so the paddle moves once, early, then waits (NOOP on 73%
+of Breakout and 89% of Pong steps), and the press cost keeps it from dithering on near-ties.
+While more than 3 steps remain, only holds (press, press, release) are allowed, no
+tap-and-back gambles. While the ball moves away the paddle rests, moving only when its
+target is more than a wide dead-band away.
 
 Breakout (calibrated against screen pixels; x = column of the 160x210 screen):
   ball centre x = ram[99] - 48, reflecting at 8 and 152; ball top row = ram[101] + 9; the
@@ -41,7 +43,7 @@ import numpy as np
 
 DELAYS = ((0, 0.75), (1, 0.1875), (2, 0.0625))  # sticky 0.25: frames a new action is late
 PLANS = {k: np.array(list(itertools.product((0, 1, -1), repeat=k)), float) for k in (1, 2, 3)}
-PRESS_COST, EARLY_BONUS, FAR_PRESS_COST = 1.0, 0.1, 2.0
+PRESS_COST, EARLY_BONUS = 1.0, 0.1
 
 
 def fold(x, lo: float, hi: float):
@@ -76,7 +78,6 @@ def best_first_move(plans: np.ndarray, miss_cost, far: np.ndarray) -> np.ndarray
     cost = PRESS_COST * pressed.sum(1) + EARLY_BONUS * first
     cost = cost + sum(w * miss_cost(d) for d, w in DELAYS)
     cost = np.where(far[:, None] & ~is_hold(plans)[None], np.inf, cost)
-    cost = cost + FAR_PRESS_COST * (far[:, None] * pressed.sum(1)[None])
     return plans[np.argmin(cost, axis=1), 0]
 
 
