@@ -309,10 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cfcclone.data.collect import CollectionError
+    from cfcclone.training import TrainingError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, TrainingError, CollectionError) as e:
         print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -115,16 +115,8 @@ def _collect_cmd(out, frames):
 
 def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    collect(
-        whole,
-        "breakout",
-        "_experts:follow_ball",
-        frames=1200,
-        envs=1,
-        seed=3,
-        progress=False,
-        **SHORT,
-    )
+    same = dict(game="breakout", expert="_experts:follow_ball", frames=1200, envs=1, seed=3)
+    collect(whole, **same, progress=False, **SHORT)
     proc = subprocess.Popen(_collect_cmd(crashed, 1200), start_new_session=True)
     deadline = time.time() + 120
     while len(list_shards(crashed)) < 2 and time.time() < deadline and proc.poll() is None:
@@ -136,27 +128,8 @@ def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     partial = SequenceDataset(crashed, split="all")
     assert partial.steps < 1200
     with pytest.raises(FileExistsError, match="pass --resume"):
-        collect(
-            crashed,
-            "breakout",
-            "_experts:follow_ball",
-            frames=1200,
-            envs=1,
-            seed=3,
-            progress=False,
-            **SHORT,
-        )
-    collect(
-        crashed,
-        "breakout",
-        "_experts:follow_ball",
-        frames=1200,
-        envs=1,
-        seed=3,
-        resume=True,
-        progress=False,
-        **SHORT,
-    )
+        collect(crashed, **same, progress=False, **SHORT)
+    collect(crashed, **same, resume=True, progress=False, **SHORT)
     assert not list((crashed / "shards").glob("*.tmp"))
     a, b = list_shards(whole), list_shards(crashed)
     assert [p.name for p in a] == [p.name for p in b]

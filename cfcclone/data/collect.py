@@ -35,6 +35,10 @@ from cfcclone.envs import AtariEnv, EnvConfig, action_meanings, check_game
 _REPORT_EVERY = 256
 
 
+class CollectionError(RuntimeError):
+    """A collection worker failed or died; finished shards are kept for --resume."""
+
+
 def episode_seed(seed: int, worker: int, episode: int) -> int:
     """The reset seed of episode `episode` of worker `worker`."""
     return int(np.random.SeedSequence([seed, worker, episode]).generate_state(1)[0])
@@ -212,10 +216,10 @@ def _run_processes(jobs: list[tuple], report) -> None:
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if dead:
                     code = dead[0].exitcode
-                    raise RuntimeError(f"a collection worker died (exit code {code})") from None
+                    raise CollectionError(f"a collection worker died (exit code {code})") from None
                 continue
             if kind == "error":
-                raise RuntimeError(f"collection worker {worker} failed:\n{value}")
+                raise CollectionError(f"collection worker {worker} failed:\n{value}")
             if kind == "done":
                 running -= 1
             else:
