@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from cfcclone.agent import StatefulAgent, check_policy_matches_env
 from cfcclone.envs import AtariEnv, EnvConfig, make_vector_env
+from cfcclone.experts import AgentExpert
 
 
 @dataclass
@@ -71,16 +72,6 @@ def rollout_threads(device):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-class PolicyActor:
-    """The expert interface over a StatefulAgent: info is not used."""
-
-    def __init__(self, agent: StatefulAgent):
-        self.agent = agent
-
-    def act(self, obs, info, episode_start):
-        return self.agent.act(obs, episode_start)
 
 
 def make_ram_vector_env(config: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
@@ -138,7 +129,7 @@ def evaluate_policy(
     agent = StatefulAgent(policy, env.num_envs, device)
     try:
         with rollout_threads(device):
-            return run_episodes(PolicyActor(agent), env, episodes, seed, progress)
+            return run_episodes(AgentExpert(agent), env, episodes, seed, progress)
     finally:
         env.close()
         policy.train(was_training)

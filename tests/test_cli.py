@@ -1,15 +1,11 @@
 """The command line end to end: collect, stats, train, eval, play --record, plot."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from cfcclone.cli import main
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def test_tiny_end_to_end_run(tmp_path, capsys):
@@ -21,7 +17,7 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
                 "--game",
                 "breakout",
                 "--expert",
-                "_experts:follow_ball",
+                "cfcclone.bench:follow_ball",
                 "--frames",
                 "2000",
                 "--envs",

@@ -6,19 +6,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cfcclone.bench import follow_ball
 from cfcclone.data import DatasetError, SequenceDataset, collect, expand_stacks
 from cfcclone.data.dataset import describe
 from cfcclone.data.format import list_shards
 from cfcclone.envs import make_env
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _experts import follow_ball  # noqa: E402
 
 SHORT = dict(max_episode_frames=1200)  # 300-step episodes keep the tests fast
 
@@ -104,10 +101,9 @@ def test_describe_counts_actions_and_returns(dataset_dir):
 
 
 def _collect_cmd(out, frames):
-    here = str(Path(__file__).parent)
     code = (
-        f"import sys; sys.path.insert(0, {here!r}); from cfcclone.data import collect; "
-        f"collect({str(out)!r}, 'breakout', '_experts:follow_ball', frames={frames}, envs=1, "
+        "from cfcclone.data import collect; "
+        f"collect({str(out)!r}, 'breakout', 'cfcclone.bench:follow_ball', frames={frames}, envs=1, "
         "seed=3, progress=False, max_episode_frames=1200)"
     )
     return [sys.executable, "-c", code]
@@ -115,7 +111,7 @@ def _collect_cmd(out, frames):
 
 def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    same = dict(game="breakout", expert="_experts:follow_ball", frames=1200, envs=1, seed=3)
+    same = dict(game="breakout", expert="cfcclone.bench:follow_ball", frames=1200, envs=1, seed=3)
     collect(whole, **same, progress=False, **SHORT)
     proc = subprocess.Popen(_collect_cmd(crashed, 1200), start_new_session=True)
     deadline = time.time() + 120

@@ -5,7 +5,8 @@ import pytest
 
 from cfcclone.envs import make_env
 from cfcclone.experts import make_expert
-from cfcclone.experts.tracking import LEFT, NOOP, RIGHT, BreakoutTracker, fold
+from cfcclone.experts.scripted import fold
+from cfcclone.experts.tracking import LEFT, NOOP, RIGHT, WALL_HI, WALL_LO, BreakoutTracker
 
 
 def _ram(ball_x, ball_y, paddle_left):
@@ -32,9 +33,9 @@ def test_moves_towards_the_landing_point_and_waits_inside_the_dead_band():
 
 
 def test_fold_reflects_between_the_walls():
-    assert fold(20.0) == 20.0
-    assert fold(160.0) == 144.0
-    assert fold(0.0) == 16.0
+    assert fold(20.0, WALL_LO, WALL_HI) == 20.0
+    assert fold(160.0, WALL_LO, WALL_HI) == 144.0
+    assert fold(0.0, WALL_LO, WALL_HI) == 16.0
 
 
 def test_episode_start_forgets_the_previous_ball():

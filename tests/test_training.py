@@ -1,19 +1,15 @@
 """Trainer: exact resume, NaN handling, class weights, metrics."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from cfcclone.bench import follow_ball
 from cfcclone.checkpoint import load_policy
 from cfcclone.data import collect
 from cfcclone.training import TrainConfig, Trainer, TrainingError, class_weights
-
-sys.path.insert(0, str(Path(__file__).parent))
-from _experts import follow_ball  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -32,19 +32,22 @@ class CallableExpert:
         return actions
 
 
-class PolicyExpert:
-    """A cfcclone checkpoint acting greedily through a StatefulAgent."""
+class AgentExpert:
+    """A StatefulAgent behind the expert interface; info is not used."""
 
-    def __init__(self, path: str | Path, num_envs: int = 1, device: str = "cpu"):
-        from cfcclone.agent import StatefulAgent
-        from cfcclone.checkpoint import load_policy
-
-        self.name = str(path)
-        self.policy = load_policy(path, device)
-        self.agent = StatefulAgent(self.policy, num_envs, device)
+    def __init__(self, agent, name: str = "policy"):
+        self.agent, self.policy, self.name = agent, agent.policy, name
 
     def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
         return self.agent.act(obs, episode_start)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, num_envs: int = 1, device: str = "cpu"):
+        """A cfcclone checkpoint acting greedily."""
+        from cfcclone.agent import StatefulAgent
+        from cfcclone.checkpoint import load_policy
+
+        return cls(StatefulAgent(load_policy(path, device), num_envs, device), str(path))
 
 
 def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
@@ -71,7 +74,7 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
         expert.name = "tracker"
         return expert
     if spec.endswith(".safetensors"):
-        expert = PolicyExpert(spec, num_envs, device)
+        expert = AgentExpert.from_checkpoint(spec, num_envs, device)
         expert_game = expert.policy.env_config.game
         if expert_game != game:
             raise ValueError(f"checkpoint {spec} plays {expert_game!r}, not {game!r}")

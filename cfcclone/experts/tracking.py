@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cfcclone.experts.scripted import fold
+
 NOOP, RIGHT, LEFT = 0, 2, 3
 CONTACT_Y = 177.0  # ram[101] where the ball meets the paddle
 TOP_Y = 94.0  # a rising ball is taken to turn here, below the lowest bricks
 WALL_LO, WALL_HI = 8.0, 152.0  # the ball's centre x reflects here
-
-
-def fold(x, lo: float = WALL_LO, hi: float = WALL_HI):
-    """Position of a ball travelling x in [lo, hi] between elastic walls."""
-    w = hi - lo
-    y = np.mod(np.asarray(x, float) - lo, 2 * w)
-    return lo + np.where(y > w, 2 * w - y, y)
 
 
 class BreakoutTracker:
@@ -53,7 +48,7 @@ class BreakoutTracker:
         rising = np.maximum(-vy, 1e-6)
         steps_down = (CONTACT_Y - y) / falling
         steps_up = (y - TOP_Y) / rising + (CONTACT_Y - TOP_Y) / rising
-        target = fold(x + vx * np.where(vy > 0, steps_down, steps_up))
+        target = fold(x + vx * np.where(vy > 0, steps_down, steps_up), WALL_LO, WALL_HI)
         width = np.where(ram[:, 97] >= 128, 12.0, 16.0)
         centre = ram[:, 72] - 47.0 + width / 2
         error = np.where(known, target - centre, 0.0)
