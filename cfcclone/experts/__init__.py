@@ -27,8 +27,17 @@ class CallableExpert:
 
     def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
         actions = np.empty(len(obs), dtype=np.int64)
+        # the current step's per-env arrays: a vector env's info also holds masks ("_ram")
+        # and, where an episode ended, what belongs to that episode ("final_obs", "final_info")
+        per_env = {
+            k: v
+            for k, v in info.items()
+            if isinstance(v, np.ndarray)
+            and len(v) == len(obs)
+            and not k.startswith(("_", "final_"))
+        }
         for i in range(len(obs)):
-            actions[i] = int(self.fn(obs[i], {k: v[i] for k, v in info.items()}))
+            actions[i] = int(self.fn(obs[i], {k: v[i] for k, v in per_env.items()}))
         return actions
 
 
