@@ -4,6 +4,12 @@
   between cfcclone's ConvCfC and the tutorial's unchanged.
 - `nature`: the DQN Nature CNN (Mnih et al. 2015), about 20x cheaper than `tutorial` on a CPU.
 - `impala`: the IMPALA ResNet (Espeholt et al. 2018), which the tutorial's own note recommends.
+
+`nature` and `impala` start from orthogonal weights and zero biases, as in Stable-Baselines3
+and CleanRL (gain sqrt(2); 1 for impala, whose residual sums would grow its features to ~5). With PyTorch's default init the nature features of a Breakout
+frame came out near 0.01, and a ConvCfC on them stayed at the majority action for 1,500
+steps; orthogonally initialised, it reached 81% val accuracy in 800. `tutorial` keeps PyTorch's
+default init, as the tutorial does (its BatchNorm keeps the features near 0.4).
 """
 
 from __future__ import annotations
@@ -11,6 +17,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def orthogonal_init(module: nn.Module, gain: float = 2**0.5) -> nn.Module:
+    """Orthogonal weights (gain sqrt(2), for ReLU) and zero biases in every conv and linear."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.orthogonal_(m.weight, gain)
+            nn.init.zeros_(m.bias)
+    return module
 
 
 class TutorialConvBlock(nn.Module):
@@ -53,6 +68,7 @@ class NatureCNN(nn.Module):
             n_flat = self.cnn(torch.zeros(1, in_channels, screen_size, screen_size)).shape[1]
         self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
         self.features = features
+        orthogonal_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.cnn(x))
@@ -95,6 +111,7 @@ class ImpalaCNN(nn.Module):
             n_flat = self.stacks(torch.zeros(1, in_channels, screen_size, screen_size)).shape[1]
         self.linear = nn.Sequential(nn.Linear(n_flat, features), nn.ReLU())
         self.features = features
+        orthogonal_init(self, gain=1.0)  # sqrt(2) compounds over the residual blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.stacks(x))
