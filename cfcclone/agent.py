@@ -86,7 +86,7 @@ class StatefulAgent:
                 f"expected episode_start ({self.num_envs},) bool, got "
                 f"{tuple(start.shape)} {str(start.dtype).replace('torch.', '')}"
             )
-        return start.to(self.device, non_blocking=True)[:, None]
+        return start.to(self.device, non_blocking=True)[:, None]  # (N, T=1)
 
     @torch.inference_mode()
     def step(self, obs, episode_start) -> torch.Tensor:
@@ -96,12 +96,7 @@ class StatefulAgent:
         Returns logits (N, n_actions) float on the device.
         """
         x = self._to_device(obs)
-        keep = ~self._mask(episode_start)
-        if isinstance(self.hx, tuple):
-            hx = tuple(torch.where(keep, h, torch.zeros_like(h)) for h in self.hx)
-        else:
-            hx = torch.where(keep, self.hx, torch.zeros_like(self.hx))
-        logits, self.hx = self.policy(x[:, None], hx)
+        logits, self.hx = self.policy(x[:, None], self.hx, self._mask(episode_start))
         return logits[:, 0]
 
     def act(self, obs, episode_start) -> np.ndarray:

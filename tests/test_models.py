@@ -92,3 +92,47 @@ def test_bf16_encoder_keeps_the_cfc_and_its_state_in_fp32(encoder):
     fresh.load_state_dict({k: v.contiguous() for k, v in policy.state_dict().items()})
     with torch.no_grad():
         assert torch.equal(fresh(obs)[0], exact)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_episode_start_inside_a_sequence_zeroes_the_state_of_that_row(mixed):
+    torch.manual_seed(0)
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8, mixed_memory=mixed))
+    obs = _obs(2, 7)
+    start = torch.zeros(2, 7, dtype=torch.bool)
+    start[0, 3] = True  # row 0 begins a new episode at step 3, row 1 runs on
+    with torch.no_grad():
+        masked, _ = policy(obs, None, start)
+        whole, _ = policy(obs)
+        fresh, _ = policy(obs[:1, 3:])
+    torch.testing.assert_close(masked[0, :3], whole[0, :3], rtol=0, atol=0)
+    torch.testing.assert_close(masked[0, 3:], fresh[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(masked[1], whole[1], rtol=0, atol=1e-6)
+    assert not torch.allclose(masked[0, 3:], whole[0, 3:])
+
+
+def test_episode_start_at_step_zero_discards_the_given_state():
+    torch.manual_seed(0)
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8))
+    obs, hx = _obs(2, 3), torch.randn(2, 8)
+    start = torch.tensor([[True, False, False], [False, False, False]])
+    with torch.no_grad():
+        masked, _ = policy(obs, hx, start)
+        zero, _ = policy(obs[:1])
+        carried, _ = policy(obs[1:], hx[1:])
+    torch.testing.assert_close(masked[0], zero[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(masked[1], carried[0], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected episode_start \(2, 3\) bool, got \(2, 4\)"):
+        policy(obs, hx, torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_nature_and_impala_features_start_at_a_learnable_scale():
+    # PyTorch's default init gave nature features near 0.01, and a ConvCfC on them did not
+    # learn; orthogonal init (SB3, CleanRL) keeps them near 0.1 on Breakout-like frames.
+    frames = torch.zeros(8, 1, 4, 84, 84, dtype=torch.uint8)
+    frames[..., 20:26, 8:76] = 140  # a band of bricks
+    frames[..., 75:77, 30:38] = 110  # the paddle
+    for encoder in ("nature", "impala"):
+        torch.manual_seed(0)
+        features = ConvCfC(PolicyConfig(n_actions=4, encoder=encoder)).encode(frames)
+        assert 0.03 < features.abs().mean().item() < 2.0, encoder  # default: ~0.006

@@ -64,6 +64,13 @@ class PolicyConfig:
         return cls(**d)
 
 
+def _zero_where(hx, mask: torch.Tensor):
+    """hx (B, H) or a pair of them, with the rows of mask (B,) bool set to zero."""
+    if isinstance(hx, tuple):
+        return tuple(_zero_where(h, mask) for h in hx)
+    return torch.where(mask[:, None], torch.zeros_like(hx), hx)
+
+
 class ConvCfC(nn.Module):
     """obs (B, T, stack, 84, 84) uint8, hx -> logits (B, T, n_actions) float, hx.
 
@@ -126,9 +133,32 @@ class ConvCfC(nn.Module):
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             return self.conv_block(x).float().reshape(b, t, -1)
 
-    def forward(self, obs: torch.Tensor, hx=None):
-        logits, hx = self.rnn(self.encode(obs), hx)
-        return logits, hx
+    def forward(self, obs: torch.Tensor, hx=None, episode_start: torch.Tensor | None = None):
+        """obs (B, T, stack, H, W) uint8 -> logits (B, T, n_actions), hx.
+
+        episode_start (B, T) bool, optional: the state is zeroed before each step where it is
+        True, so a sequence may run across episode boundaries (as the agent's state does).
+        """
+        features = self.encode(obs)
+        if episode_start is None:
+            return self.rnn(features, hx)
+        b, t = features.shape[:2]
+        if episode_start.shape != (b, t) or episode_start.dtype != torch.bool:
+            raise ValueError(
+                f"expected episode_start ({b}, {t}) bool, got {tuple(episode_start.shape)} "
+                f"{str(episode_start.dtype).replace('torch.', '')}"
+            )
+        if hx is None:
+            hx = self.initial_state(b, features.device)
+        # ncps runs each stretch between reset steps; the state is zeroed where one begins
+        inner = [] if t == 1 else (torch.nonzero(episode_start[:, 1:].any(0))[:, 0] + 1).tolist()
+        cuts = [0, *inner, t]  # (a single step, the agent's case, needs no host sync)
+        pieces = []
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            hx = _zero_where(hx, episode_start[:, lo])
+            logits, hx = self.rnn(features[:, lo:hi], hx)
+            pieces.append(logits)
+        return torch.cat(pieces, 1), hx
 
     def initial_state(self, batch_size: int, device=None):
         """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory."""
