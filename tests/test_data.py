@@ -213,3 +213,57 @@ def test_a_checkpoint_expert_is_recorded_faithfully(tmp_path):
     forced = FIRE_STEPS  # the env serves for the agent on the first steps
     assert actions[forced:].tolist() == replayed[forced:]
     assert actions[:forced].tolist() == [1] * forced
+
+
+def _episode_stacks(ds, k):
+    """The stacks of every step of segment k, padded at its start as the env pads at reset."""
+    length = ds.segments[k][1].length
+    shard, rows = ds._frame_rows(k, 0, length)
+    return expand_stacks(torch.from_numpy(np.array(ds._frames[shard][rows]))[None])[0]
+
+
+def test_expand_stacks_pads_a_new_episode_inside_a_window():
+    frames = torch.arange(10, dtype=torch.uint8)[None, :, None, None].expand(1, 10, 2, 2)
+    start = torch.zeros(1, 7, dtype=torch.bool)
+    start[0, 4] = True  # frame 4 + 3 = 7 is the new episode's first frame
+    stacks = expand_stacks(frames, start)[0, :, :, 0, 0].tolist()
+    assert stacks[:4] == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [3, 4, 5, 6]]
+    assert stacks[4:] == [[7, 7, 7, 7], [7, 7, 7, 8], [7, 7, 8, 9]]
+    assert torch.equal(expand_stacks(frames), expand_stacks(frames, torch.zeros(1, 7).bool()))
+
+
+def test_streams_play_whole_episodes_back_to_back(tmp_path):
+    from test_ncps_format import write_episodes
+
+    write_episodes(tmp_path, {"a": [(5, None), (9, None)], "b": [(13, None), (3, None)]})
+    ds = SequenceDataset(tmp_path, seq_len=4, split="all")
+    streams = ds.streams(3, np.random.default_rng(0))
+    batches = [streams.next() for _ in range(12)]
+    reference = [_episode_stacks(ds, k) for k in range(len(ds.segments))]
+    lengths = [s.length for _, s in ds.segments]
+    crossed = 0
+    for row in range(3):
+        obs = torch.cat([b.obs[row] for b in batches])
+        actions = torch.cat([b.actions[row] for b in batches])
+        start = torch.cat([b.episode_start[row] for b in batches])
+        crossed += sum(bool(b.episode_start[row, 1:].any()) for b in batches)
+        cuts = torch.nonzero(start)[:, 0].tolist()
+        assert cuts[0] == 0  # a stream begins at an episode start: its state is a true one
+        for lo, hi in zip(cuts, [*cuts[1:], len(start)], strict=True):
+            # each stretch is one episode from its first step, whole unless the stream ends
+            k = next(k for k, r in enumerate(reference) if torch.equal(r[: hi - lo], obs[lo:hi]))
+            assert hi - lo == lengths[k] or hi == len(start)
+            shard, seg = ds.segments[k]
+            steps = ds._actions[shard][seg.step_offset : seg.step_offset + hi - lo]
+            assert actions[lo:hi].tolist() == steps.tolist()
+    assert crossed > 0  # some windows ran from one episode into the next
+
+
+def test_streams_refuse_windows_that_do_not_start_episodes(dataset_dir, tmp_path):
+    from cfcclone.data.ncps_format import export_ncps, import_ncps
+
+    export_ncps(dataset_dir, tmp_path / "npz", progress=False)
+    import_ncps(tmp_path / "npz", tmp_path / "imported", progress=False)
+    ds = SequenceDataset(tmp_path / "imported", seq_len=8, split="all")
+    with pytest.raises(DatasetError, match="stored-state training needs whole episodes"):
+        ds.streams(2, np.random.default_rng(0))

@@ -29,10 +29,26 @@ SPLITS = ("train", "val", "all")
 _RELEASE_BYTES = 256 << 20
 
 
-def expand_stacks(frames: torch.Tensor, stack: int = 4) -> torch.Tensor:
-    """frames (B, T+stack-1, H, W) -> stacks (B, T, stack, H, W), a view: stack t holds
-    frames t .. t+stack-1, oldest first, as the env stacks them."""
-    return frames.unfold(1, stack, 1).permute(0, 1, 4, 2, 3)
+def expand_stacks(
+    frames: torch.Tensor, episode_start: torch.Tensor | None = None, stack: int = 4
+) -> torch.Tensor:
+    """frames (B, T+stack-1, H, W) -> stacks (B, T, stack, H, W): stack t holds frames
+    t .. t+stack-1, oldest first, as the env stacks them (a view).
+
+    Where episode_start (B, T) bool marks a step t > 0, the window runs into a new episode
+    there, and the stacks of steps t .. t+stack-2 are padded with that step's frame instead of
+    reaching back into the old episode, as the env pads them at reset (a gather, not a view).
+    """
+    view = frames.unfold(1, stack, 1).permute(0, 1, 4, 2, 3)
+    if episode_start is None or episode_start.shape[1] < 2 or not episode_start[:, 1:].any():
+        return view
+    b, t = episode_start.shape
+    steps = torch.arange(t, device=frames.device)
+    # the frame index of the latest episode start at or before each step (0 where none)
+    floor = torch.where(episode_start, steps + stack - 1, 0).cummax(1).values
+    rows = steps[:, None] + torch.arange(stack, device=frames.device)
+    rows = torch.maximum(rows, floor[..., None])  # (B, T, stack)
+    return frames[torch.arange(b, device=frames.device)[:, None, None], rows]
 
 
 @dataclass
@@ -51,8 +67,9 @@ class Batch:
 
     @property
     def obs(self) -> torch.Tensor:
-        """(B, T, 4, 84, 84) uint8 view of the frames."""
-        return expand_stacks(self.frames)
+        """(B, T, 4, 84, 84) uint8 stacks of the frames (a view unless the window crosses into
+        a new episode)."""
+        return expand_stacks(self.frames, self.episode_start)
 
 
 class SequenceDataset(torch.utils.data.Dataset):
@@ -114,14 +131,15 @@ class SequenceDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._windows)
 
-    def _frame_rows(self, k: int, start: int) -> tuple[int, np.ndarray | slice]:
-        """Shard index and frame rows (T+3) of the window at step `start` of segment k."""
+    def _frame_rows(self, k: int, start: int, steps: int | None = None):
+        """Shard index and frame rows (steps + 3) of `steps` (default T) steps from step
+        `start` of segment k: the frames of their stacks, padded at the episode's start."""
         shard, seg = self.segments[k]
+        n = (self.seq_len if steps is None else steps) + self.stack - 1
         first = seg.frame_offset + seg.prefix + start - (self.stack - 1)
         if first >= seg.frame_offset:
-            return shard, slice(first, first + self.seq_len + self.stack - 1)
-        rows = np.arange(first, first + self.seq_len + self.stack - 1)
-        return shard, np.maximum(rows, seg.frame_offset)
+            return shard, slice(first, first + n)
+        return shard, np.maximum(np.arange(first, first + n), seg.frame_offset)
 
     def window(self, k: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames (T+3, H, W), actions (T,) and episode_start (T,) of one window."""
@@ -140,7 +158,7 @@ class SequenceDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         k, start = self._windows[i]
         frames, actions, episode_start = self.window(int(k), int(start))
-        obs = expand_stacks(torch.from_numpy(frames)[None], self.stack)[0].contiguous()
+        obs = expand_stacks(torch.from_numpy(frames)[None], stack=self.stack)[0].contiguous()
         return obs, torch.from_numpy(actions), torch.from_numpy(episode_start)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
@@ -151,6 +169,11 @@ class SequenceDataset(torch.utils.data.Dataset):
         return self.collate(
             [(k, rng.integers(0, self.segments[k][1].length - self.seq_len + 1)) for k in ks]
         )
+
+    def streams(self, batch_size: int, rng: np.random.Generator) -> EpisodeStreams:
+        """`batch_size` rows that each play whole episodes back to back, T steps a batch (for
+        stored-state training)."""
+        return EpisodeStreams(self, batch_size, rng)
 
     def batches(self, batch_size: int):
         """The fixed windows in order, as Batches (for validation)."""
@@ -189,6 +212,63 @@ class SequenceDataset(torch.utils.data.Dataset):
             m = getattr(frames, "_mmap", None)
             if m is not None and hasattr(m, "madvise"):
                 m.madvise(mmap.MADV_DONTNEED)
+
+
+class EpisodeStreams:
+    """Consecutive windows for truncated BPTT with a stored state.
+
+    Each of B rows plays episodes of the split one after another, drawn at random with odds
+    proportional to their length (so every step is equally likely, as in `sample`), and
+    `next()` returns the next T steps of every row. A row whose episode ends inside a window
+    goes on into its next episode there, and `episode_start` marks that step: the model zeroes
+    the state and `Batch.obs` pads the stacks there. Row b of a batch continues row b of the
+    batch before it, so the final state of one batch is the initial state of the next.
+    """
+
+    def __init__(self, dataset: SequenceDataset, batch_size: int, rng: np.random.Generator):
+        windows = [seg for _, seg in dataset.segments if not seg.episode_start]
+        if windows:
+            raise DatasetError(
+                f"{dataset.root}: {len(windows)} segments do not start an episode (imported "
+                "windows?); stored-state training needs whole episodes"
+            )
+        self.dataset, self.rng = dataset, rng
+        lengths = np.array([seg.length for _, seg in dataset.segments], np.float64)
+        self._odds = lengths / lengths.sum()
+        self.segment = [self._draw() for _ in range(batch_size)]
+        self.position = [0] * batch_size
+
+    def _draw(self) -> int:
+        return int(self.rng.choice(len(self._odds), p=self._odds))
+
+    def _row(self, b: int, frames, actions, starts) -> None:
+        """Fill one row with its next T steps, crossing into new episodes as they come."""
+        ds, t = self.dataset, 0
+        while t < ds.seq_len:
+            k, pos = self.segment[b], self.position[b]
+            shard, seg = ds.segments[k]
+            n = min(ds.seq_len - t, seg.length - pos)
+            _, rows = ds._frame_rows(k, pos, n)
+            chunk = ds._frames[shard][rows]
+            if t == 0:
+                frames[: n + ds.stack - 1] = chunk
+            else:  # the stacks of a new episode are padded by the gather in expand_stacks
+                frames[t + ds.stack - 1 : t + ds.stack - 1 + n] = chunk[ds.stack - 1 :]
+            ds._account(chunk.nbytes)
+            actions[t : t + n] = ds._actions[shard][seg.step_offset + pos :][:n]
+            starts[t] = pos == 0
+            t, self.position[b] = t + n, pos + n
+            if self.position[b] == seg.length:
+                self.segment[b], self.position[b] = self._draw(), 0
+
+    def next(self) -> Batch:
+        ds, b = self.dataset, len(self.segment)
+        frames = np.empty((b, ds.seq_len + ds.stack - 1, *ds._frames[0].shape[1:]), np.uint8)
+        actions = np.empty((b, ds.seq_len), np.int64)
+        starts = np.zeros((b, ds.seq_len), bool)
+        for row in range(b):
+            self._row(row, frames[row], actions[row], starts[row])
+        return Batch(torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(starts))
 
 
 def _starts(length: int, seq_len: int) -> list[int]:

@@ -6,10 +6,11 @@
 - `impala`: the IMPALA ResNet (Espeholt et al. 2018), which the tutorial's own note recommends.
 
 `nature` and `impala` start from orthogonal weights and zero biases, as in Stable-Baselines3
-and CleanRL (gain sqrt(2); 1 for impala, whose residual sums would grow its features to ~5). With PyTorch's default init the nature features of a Breakout
-frame came out near 0.01, and a ConvCfC on them stayed at the majority action for 1,500
-steps; orthogonally initialised, it reached 81% val accuracy in 800. `tutorial` keeps PyTorch's
-default init, as the tutorial does (its BatchNorm keeps the features near 0.4).
+and CleanRL (gain sqrt(2); 1 for impala, whose residual sums would grow its features to ~5).
+With PyTorch's default init the nature features of a Breakout frame came out near 0.01, and a
+ConvCfC on them stayed at the majority action for 1,500 steps; orthogonally initialised, it
+reached 81% val accuracy in 800. `tutorial` keeps PyTorch's default init, as the tutorial does
+(its BatchNorm keeps the features near 0.4).
 """
 
 from __future__ import annotations
