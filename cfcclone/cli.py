@@ -154,6 +154,43 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _cmd_dagger(args) -> int:
+    from dataclasses import fields
+
+    from cfcclone.dagger import DaggerConfig, run_dagger
+    from cfcclone.training import TrainConfig
+
+    per_round = {"data", "out", "init"}  # set by DAgger for each round
+    train = TrainConfig(
+        data="",
+        out="",
+        **{
+            f.name: getattr(args, f.name)
+            for f in fields(TrainConfig)
+            if hasattr(args, f.name) and f.name not in per_round
+        },
+    )
+    config = DaggerConfig(
+        init=args.init,
+        out=args.out,
+        game=args.game,
+        expert=args.expert,
+        rounds=args.rounds,
+        labels_per_round=args.labels_per_round,
+        beta=args.beta,
+        beta_decay=args.beta_decay,
+        envs=args.envs,
+        train=train,
+        init_epochs=args.init_epochs,
+        eval_episodes=args.round_eval_episodes,
+        seed=args.seed,
+    )
+    rows = run_dagger(config, resume=args.resume)
+    if rows:
+        print(f"{args.out}: student {rows[-1]['student']}, metrics.jsonl")
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from cfcclone.bench import format_markdown, format_table, parse_envs, run_bench
     from cfcclone.data.format import atomic_write_text
@@ -180,12 +217,50 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a ConvCfC on a dataset")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
+    _add_recipe(p)
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its last epoch")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "dagger", help="recurrent DAgger: the student plays, the expert labels its states"
+    )
+    p.add_argument("--init", required=True, help="a checkpoint, or a dataset of the expert")
+    p.add_argument("--out", required=True)
+    p.add_argument("--game", default="breakout")
+    p.add_argument("--expert", default="scripted", help="scripted, tracker or a checkpoint")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--labels-per-round", dest="labels_per_round", type=int, default=20_000)
+    p.add_argument("--beta", type=float, default=0.5, help="odds the expert acts in round 1")
+    p.add_argument("--beta-decay", dest="beta_decay", type=float, default=0.5)
+    p.add_argument("--envs", type=int, default=8, help="envs of each round's rollout")
+    p.add_argument(
+        "--init-epochs",
+        dest="init_epochs",
+        type=int,
+        default=8,
+        help="epochs of the first student, where --init is a dataset",
+    )
+    p.add_argument(
+        "--round-eval-episodes",
+        dest="round_eval_episodes",
+        type=int,
+        default=10,
+        help="episodes of each round's student report",
+    )
+    _add_recipe(p, epochs=2)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted DAgger run")
+    p.set_defaults(func=_cmd_dagger)
+
+
+def _add_recipe(p, epochs: int = 10) -> None:
+    """The training options that `train` and `dagger` share."""
     p.add_argument("--encoder", default="nature", choices=["tutorial", "nature", "impala"])
     p.add_argument("--units", type=int, default=64)
     p.add_argument("--seq-len", dest="seq_len", type=int, default=32)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=epochs, help="epochs (per round, for dagger)")
     p.add_argument(
         "--batches-per-epoch",
         dest="batches_per_epoch",
@@ -204,14 +279,20 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--grad-clip", dest="grad_clip", type=float, default=1.0)
     p.add_argument(
+        "--horizon",
+        default="zero",
+        choices=["zero", "burn-in", "stored"],
+        help="a window's initial state: zero, burn-in (warm it on the first --burn-in steps) "
+        "or stored (truncated BPTT over consecutive windows of whole episodes)",
+    )
+    p.add_argument("--burn-in", dest="burn_in", type=int, default=8)
+    p.add_argument(
         "--amp",
         default="auto",
         choices=["auto", "bf16", "off"],
         help="bf16 autocast of the encoder (auto: where the device is fast at it)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue RUN from its last epoch")
-    p.set_defaults(func=_cmd_train)
 
 
 def _add_eval_play_plot(sub) -> None:

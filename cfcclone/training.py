@@ -33,13 +33,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from cfcclone.checkpoint import load_train_state, save_policy, save_train_state
+from cfcclone.agent import check_policy_matches_env
+from cfcclone.checkpoint import load_policy, load_train_state, save_policy, save_train_state
 from cfcclone.data import SequenceDataset
 from cfcclone.evaluation import evaluate_policy
 from cfcclone.models import ConvCfC, PolicyConfig
 from cfcclone.models.policy import bf16_supported
 
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+HORIZONS = ("zero", "burn-in", "stored")
 
 
 @dataclass
@@ -65,6 +67,14 @@ class TrainConfig:
     amp: str = "auto"
     """bf16 autocast of the encoder: auto (where the device has fast bf16), bf16, or off."""
     grad_clip: float = 1.0
+    horizon: str = "zero"
+    """How a window's state begins: "zero" (zero state, as the tutorial), "burn-in" (the first
+    `burn_in` steps only warm the state, as in R2D2) or "stored" (truncated BPTT: each row
+    plays whole episodes, its state carried from one window to the next)."""
+    burn_in: int = 8
+    """Steps that only warm the state, with horizon "burn-in"."""
+    init: str | None = None
+    """A checkpoint to start from (its weights and PolicyConfig), instead of a fresh policy."""
     val_fraction: float = 0.1
     seed: int = 0
     progress: bool = True
@@ -99,14 +109,33 @@ def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
 
-def _prefetch(dataset: SequenceDataset, n: int, batch: int, rng, pin: bool):
-    """Yield n sampled batches, gathered one or two ahead by a background thread."""
+def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0):
+    """Cross-entropy of a Batch (on the model's device) from initial state `hx`, zeroed where
+    the batch marks an episode start. The first `burn_in` steps run without gradients and
+    only warm the state. Returns (loss, logits (N, A), labels (N,), final hx)."""
+    obs, starts, actions = batch.obs, batch.episode_start, batch.actions
+    if burn_in:
+        with torch.no_grad():
+            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in])
+        obs, starts, actions = obs[:, burn_in:], starts[:, burn_in:], actions[:, burn_in:]
+    logits, hx = model(obs, hx, starts)
+    logits = logits.reshape(-1, logits.shape[-1])
+    labels = actions.reshape(-1)
+    return F.cross_entropy(logits, labels, weight=weights), logits, labels, hx
+
+
+def _detach(hx):
+    return tuple(h.detach() for h in hx) if isinstance(hx, tuple) else hx.detach()
+
+
+def _prefetch(draw, n: int, pin: bool):
+    """Yield n batches from `draw()`, gathered one or two ahead by a background thread."""
     q: queue.Queue = queue.Queue(maxsize=3)
 
     def work():
         try:
             for _ in range(n):
-                b = dataset.sample(batch, rng)
+                b = draw()
                 q.put(b.pin_memory() if pin else b)
         except BaseException as e:  # surfaced in the consumer
             q.put(e)
@@ -130,12 +159,12 @@ class Trainer:
         self.train_set = SequenceDataset(c.data, c.seq_len, "train", c.val_fraction, c.seed)
         self.val_set = SequenceDataset(c.data, c.seq_len, "val", c.val_fraction, c.seed)
         self.env_config = self.train_set.env_config
-        meanings = self.train_set.action_meanings
+        if c.horizon not in HORIZONS:
+            raise ValueError(f"unknown horizon {c.horizon!r}; expected one of {HORIZONS}")
+        if c.horizon == "burn-in" and not 0 < c.burn_in < c.seq_len:
+            raise ValueError(f"expected 0 < burn_in < seq_len ({c.seq_len}), got {c.burn_in}")
         torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
-        policy_config = PolicyConfig(
-            n_actions=len(meanings), encoder=c.encoder, units=c.units, action_meanings=meanings
-        )
-        self.policy = ConvCfC(policy_config).to(self.device)
+        self.policy = self._initial_policy().to(self.device)
         self.policy.use_bf16(_use_bf16(c.amp, self.device))
         self.model = self.policy  # DDP wraps this one
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.lr)
@@ -151,13 +180,33 @@ class Trainer:
         elif (self.out / "last.safetensors").exists():
             raise FileExistsError(f"{self.out} already holds a run; pass --resume or another --out")
 
-    def train_step(self, batch) -> tuple[float, float]:
-        """One optimizer step on a Batch; returns (loss, accuracy)."""
+    def _initial_policy(self) -> ConvCfC:
+        """A fresh policy from the config, or the `init` checkpoint's (for this dataset's game)."""
+        c, meanings = self.config, self.train_set.action_meanings
+        if c.init is None:
+            return ConvCfC(
+                PolicyConfig(
+                    n_actions=len(meanings),
+                    encoder=c.encoder,
+                    units=c.units,
+                    action_meanings=meanings,
+                )
+            )
+        policy = load_policy(c.init)
+        check_policy_matches_env(policy, meanings)
+        if policy.env_config != self.env_config:
+            raise ValueError(
+                f"{c.init} was trained on {policy.env_config}, the data is {self.env_config}"
+            )
+        return policy.train()
+
+    def train_step(self, batch, hx=None) -> tuple[float, float]:
+        """One optimizer step on a Batch from state `hx` (None: zeros); returns (loss,
+        accuracy). The final state, detached, is kept in `self.hx` for stored-state training."""
         batch = batch.to(self.device, non_blocking=True)
-        logits, _ = self.model(batch.obs)
-        logits = logits.reshape(-1, logits.shape[-1])
-        labels = batch.actions.reshape(-1)
-        loss = F.cross_entropy(logits, labels, weight=self.weights)
+        burn_in = self.config.burn_in if self.config.horizon == "burn-in" else 0
+        loss, logits, labels, hx = window_loss(self.model, batch, self.weights, hx, burn_in)
+        self.hx = _detach(hx)
         if not torch.isfinite(loss):
             kept = (
                 f"the last good checkpoint, {self.out / 'last.safetensors'}, is from epoch "
@@ -178,10 +227,15 @@ class Trainer:
     def train_epoch(self) -> dict:
         self.model.train()
         losses, accs, t0 = [], [], time.perf_counter()
-        pin = self.device.type == "cuda"
-        batches = _prefetch(
-            self.train_set, self.batches_per_epoch, self.config.batch, self.rng, pin
-        )
+        pin, c = self.device.type == "cuda", self.config
+        stored = c.horizon == "stored"
+        if stored:  # new streams each epoch, from episode starts: resume stays exact
+            streams = self.train_set.streams(c.batch, self.rng)
+            draw = streams.next
+        else:
+            draw = lambda: self.train_set.sample(c.batch, self.rng)  # noqa: E731
+        batches = _prefetch(draw, self.batches_per_epoch, pin)
+        self.hx = None
         bar = tqdm(
             batches,
             total=self.batches_per_epoch,
@@ -190,7 +244,7 @@ class Trainer:
             disable=not self.config.progress,
         )
         for batch in bar:
-            loss, acc = self.train_step(batch)
+            loss, acc = self.train_step(batch, self.hx if stored else None)
             losses.append(loss)
             accs.append(acc)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
@@ -210,10 +264,8 @@ class Trainer:
         loss_sum, correct, count = 0.0, 0, 0
         for batch in self.val_set.batches(self.config.batch):
             batch = batch.to(self.device, non_blocking=True)
-            logits, _ = self.model(batch.obs)
-            logits = logits.reshape(-1, logits.shape[-1])
-            labels = batch.actions.reshape(-1)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+            loss, logits, labels, _ = window_loss(self.model, batch)
+            loss_sum += loss.item() * labels.numel()
             correct += (logits.argmax(-1) == labels).sum().item()
             count += labels.numel()
         return {"val_loss": loss_sum / count, "val_acc": correct / count}

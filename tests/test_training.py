@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from cfcclone.bench import follow_ball
-from cfcclone.checkpoint import load_policy
+from cfcclone.checkpoint import load_policy, save_policy
 from cfcclone.data import collect
+from cfcclone.envs import EnvConfig
 from cfcclone.training import TrainConfig, Trainer, TrainingError, class_weights
 
 
@@ -108,3 +109,100 @@ def test_class_weights():
     assert s[1] / s[0] < w[1] / w[0]
     with pytest.raises(ValueError, match="unknown class weighting 'inverse'"):
         class_weights(counts, "inverse")
+
+
+def _unrolled(policy, batch, h, burn_in=0):
+    """Hand-unrolled reference: the CfC cell step by step, the state zeroed at episode starts
+    and cut from the graph after the burn-in steps. Returns (mean loss after burn-in, h)."""
+    features = policy.encode(batch.obs)
+    h = torch.zeros(len(features), policy.rnn.state_size) if h is None else h
+    logits = []
+    for t in range(features.shape[1]):
+        h = torch.where(batch.episode_start[:, t, None], torch.zeros_like(h), h)
+        if t == burn_in:
+            h = h.detach()
+        out, h = policy.rnn.rnn_cell(features[:, t], h, 1.0)
+        logits.append(policy.rnn.fc(out))
+    logits = torch.stack(logits, 1)[:, burn_in:]
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch.actions[:, burn_in:].reshape(-1)
+    )
+    return loss, h
+
+
+def _grads(policy):
+    return {n: p.grad.clone() for n, p in policy.named_parameters()}
+
+
+def _reference_grads(policy, batch, h=None, burn_in=0):
+    policy.zero_grad()
+    loss, _ = _unrolled(policy, batch, h, burn_in)
+    loss.backward()
+    return loss.item(), _grads(policy)
+
+
+def _frozen(data, out, **kw):
+    """A trainer whose steps leave the weights as they are (lr 0, no clipping), in fp32."""
+    return Trainer(_config(data, out, lr=0.0, grad_clip=1e9, amp="off", **kw))
+
+
+def test_burn_in_gradients_equal_a_hand_unrolled_reference(data, tmp_path):
+    trainer = _frozen(data, tmp_path / "run", horizon="burn-in", burn_in=3)
+    batch = trainer.train_set.sample(4, np.random.default_rng(0))
+    loss, _ = trainer.train_step(batch)
+    got = _grads(trainer.policy)
+    ref_loss, expected = _reference_grads(trainer.policy, batch, burn_in=3)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for name, g in expected.items():
+        torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
+    _, no_burn_in = _reference_grads(trainer.policy, batch)
+    assert not torch.allclose(no_burn_in["rnn.fc.weight"], got["rnn.fc.weight"])
+
+
+def test_stored_state_gradients_equal_a_hand_unrolled_reference(data, tmp_path):
+    trainer = _frozen(data, tmp_path / "run", horizon="stored")
+    streams = trainer.train_set.streams(4, np.random.default_rng(0))
+    first, second = streams.next(), streams.next()
+    second.episode_start[1, 5] = True  # row 1 begins an episode inside the window
+    trainer.train_step(first)
+    carried = trainer.hx
+    loss, _ = trainer.train_step(second, carried)
+    got = _grads(trainer.policy)
+    with torch.no_grad():
+        _, h = _unrolled(trainer.policy, first, None)
+    torch.testing.assert_close(carried, h, rtol=1e-5, atol=1e-6)
+    ref_loss, expected = _reference_grads(trainer.policy, second, h)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for name, g in expected.items():
+        torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
+    _, from_zero = _reference_grads(trainer.policy, second)
+    assert not torch.allclose(from_zero["rnn.fc.weight"], got["rnn.fc.weight"])
+
+
+def test_stored_state_training_runs_and_resumes_exactly(data, tmp_path):
+    straight = Trainer(_config(data, tmp_path / "a", epochs=2, horizon="stored"))
+    straight.fit()
+    Trainer(_config(data, tmp_path / "b", epochs=1, horizon="stored")).fit()
+    resumed = Trainer(_config(data, tmp_path / "b", epochs=2, horizon="stored"), resume=True)
+    resumed.fit()
+    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_horizons_are_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="unknown horizon 'long'; expected one of"):
+        Trainer(_config(data, tmp_path / "a", horizon="long"))
+    with pytest.raises(ValueError, match=r"expected 0 < burn_in < seq_len \(8\), got 8"):
+        Trainer(_config(data, tmp_path / "b", horizon="burn-in", burn_in=8))
+
+
+def test_init_starts_from_a_checkpoint(data, tmp_path):
+    first = Trainer(_config(data, tmp_path / "a", epochs=1))
+    first.fit()
+    tuned = Trainer(_config(data, tmp_path / "b", init=str(tmp_path / "a" / "last.safetensors")))
+    a, b = first.policy.state_dict(), tuned.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = tmp_path / "other.safetensors"
+    save_policy(other, first.policy, EnvConfig(game="breakout", sticky_actions=0.0))
+    with pytest.raises(ValueError, match="was trained on"):
+        Trainer(_config(data, tmp_path / "c", init=str(other)))
