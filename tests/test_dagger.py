@@ -1,0 +1,175 @@
+"""Recurrent DAgger: the aggregated dataset holds the student's states with expert labels."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cfcclone import ConvCfC, PolicyConfig
+from cfcclone.checkpoint import save_policy
+from cfcclone.dagger import DaggerConfig, _Recorder, roll_out, run_dagger
+from cfcclone.data import SequenceDataset, collect
+from cfcclone.data.format import list_shards, read_manifest, write_shard
+from cfcclone.envs import FIRE_STEPS, EnvConfig, make_env
+from cfcclone.evaluation import make_ram_vector_env
+from cfcclone.experts import make_expert
+from cfcclone.training import TrainConfig
+
+SHORT = EnvConfig(max_episode_frames=600)  # 150-step episodes
+NOOP = 0
+
+
+def _always(action: int) -> ConvCfC:
+    """A student that plays `action` whatever it sees."""
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8))
+    with torch.no_grad():
+        policy.rnn.fc.weight.zero_()
+        policy.rnn.fc.bias.copy_(torch.nn.functional.one_hot(torch.tensor(action), 4) * 5.0)
+    return policy.eval()
+
+
+def _replay(seed: int, steps: int):
+    """One env of the vector env, replayed alone: the student's states and the tracker's
+    labels of them, where the student always waits (NOOP)."""
+    env, expert = make_env(**SHORT.to_dict()), make_expert("tracker", "breakout")
+    obs, info = env.reset(seed=seed)
+    frames, labels, start = [], [], True
+    for _ in range(steps):
+        label = expert.act(obs[None], {"ram": info["ram"][None]}, np.array([start]))[0]
+        frames.append(obs[-1])
+        obs, _, term, trunc, info = env.step(NOOP)
+        labels.append(info["action"] if info["action"] != NOOP else label)
+        start = False
+        if term or trunc:
+            break
+    return np.stack(frames), np.array(labels)
+
+
+def test_the_aggregated_data_holds_the_students_states_with_expert_labels(tmp_path):
+    n, labels, seed = 2, 2 * 180, 11
+    env = make_ram_vector_env(SHORT, n)
+    expert = make_expert("tracker", "breakout", num_envs=n)
+    recorder = _Recorder(tmp_path, 1, n)
+    stats = roll_out(_always(NOOP), expert, env, labels, beta=0.0, seed=seed, recorder=recorder)
+    env.close()
+    assert stats["labels"] == labels
+    shards = {p.name: p for p in list_shards(tmp_path)}
+    # each env played one (truncated) episode, then the start of the next, cut at round's end
+    assert sorted(shards) == [f"r01-e{i:03d}-{k:05d}" for i in range(n) for k in range(2)]
+    for i in range(n):
+        frames = np.load(shards[f"r01-e{i:03d}-00000"] / "frames.npy")
+        actions = np.load(shards[f"r01-e{i:03d}-00000"] / "actions.npy")
+        want_frames, want_labels = _replay(seed + i, 1000)
+        assert 100 < len(frames) == len(want_frames) <= 150
+        np.testing.assert_array_equal(frames, want_frames)  # the states the student visited
+        np.testing.assert_array_equal(actions, want_labels)  # labelled by the expert
+        assert actions[:FIRE_STEPS].tolist() == [1] * FIRE_STEPS  # the served FIRE, as collected
+        meta = json.loads((shards[f"r01-e{i:03d}-00001"] / "meta.json").read_text())
+        assert meta["steps"] == 180 - len(frames) and meta["segments"][0]["complete"] is False
+        assert all(s["split"] == "train" for s in meta["segments"])
+    # the tracker agrees with a waiting student exactly where it says NOOP
+    agree = np.mean([(_replay(seed + i, 1000)[1][FIRE_STEPS:] == NOOP).mean() for i in range(n)])
+    assert 0.05 < agree < 0.95 and abs(stats["agreement"] - agree) < 0.1
+
+
+def test_beta_one_plays_the_expert(tmp_path):
+    env = make_ram_vector_env(SHORT, 1)
+    expert = make_expert("tracker", "breakout", num_envs=1)
+    stats = roll_out(_always(NOOP), expert, env, 150, 1.0, 4, _Recorder(tmp_path, 1, 1))
+    env.close()
+    # replay the tracker alone from the same seed: the same states and the same actions
+    env, tracker = make_env(**SHORT.to_dict()), make_expert("tracker", "breakout")
+    obs, info = env.reset(seed=4)
+    frames, start = [], True
+    for _ in range(150):
+        frames.append(obs[-1])
+        a = tracker.act(obs[None], {"ram": info["ram"][None]}, np.array([start]))[0]
+        obs, _, term, trunc, info = env.step(int(a))
+        start = False
+    recorded = np.load(list_shards(tmp_path)[0] / "frames.npy")
+    np.testing.assert_array_equal(recorded, np.stack(frames))
+    assert 0 <= stats["agreement"] < 1
+
+
+def _tiny(tmp_path, **kw):
+    train = TrainConfig(
+        data="",
+        out="",
+        encoder="nature",
+        units=8,
+        seq_len=8,
+        batch=4,
+        lr=1e-3,
+        epochs=1,
+        batches_per_epoch=2,
+        eval_episodes=1,
+        eval_envs=1,
+        progress=False,
+    )
+    base = dict(
+        out=str(tmp_path / "dagger"),
+        expert="tracker",
+        rounds=2,
+        labels_per_round=120,
+        envs=2,
+        train=train,
+        init_epochs=1,
+        eval_episodes=1,
+        eval_envs=1,
+    )
+    return DaggerConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tracker_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dagger") / "expert"
+    collect(out, "breakout", "tracker", 300, envs=1, progress=False, max_episode_frames=600)
+    return out
+
+
+def test_rounds_grow_the_dataset_and_resume_after_a_crash(tracker_data, tmp_path):
+    config = _tiny(tmp_path, init=str(tracker_data), rounds=1)
+    rows = run_dagger(config, progress=False)
+    out = tmp_path / "dagger"
+    assert [r["round"] for r in rows] == [1] and rows[0]["labels"] == 300 + 120
+    assert rows[0]["beta"] == 0.5 and 0 <= rows[0]["agreement"] <= 1
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        run_dagger(config, progress=False)
+    # a crash in round 2 left a shard behind: resume drops it and plays round 2 again
+    frames = np.zeros((3, 84, 84), np.uint8)
+    from cfcclone.data.format import Segment
+
+    write_shard(
+        out / "data", "r02-e000-00000", frames, np.zeros(3), np.zeros(3), [Segment(0, 0, 3)]
+    )
+    rows = run_dagger(
+        _tiny(tmp_path, init=str(tracker_data), rounds=2), resume=True, progress=False
+    )
+    assert [r["round"] for r in rows] == [2] and rows[0]["beta"] == 0.25
+    assert rows[0]["labels"] == 300 + 2 * 120
+    data = SequenceDataset(out / "data", seq_len=1, split="all")
+    assert data.steps == 300 + 2 * 120 == read_manifest(out / "data")["steps"]
+    names = [p.name for p in list_shards(out / "data")]
+    assert sum(n.startswith("r01-") for n in names) == sum(n.startswith("r02-") for n in names)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["round"] for r in lines] == [1, 2]
+    assert json.loads((out / "dagger.json").read_text())["rounds_done"] == 2
+    assert (out / "round02" / "best.safetensors").exists()
+
+
+def test_init_from_a_checkpoint_and_bad_inits(tracker_data, tmp_path):
+    ckpt = tmp_path / "student.safetensors"
+    save_policy(ckpt, _always(NOOP), SHORT)
+    rows = run_dagger(_tiny(tmp_path, init=str(ckpt), rounds=1), progress=False)
+    assert rows[0]["labels"] == 120  # no expert data before the first round
+    with pytest.raises(ValueError, match="holds tracker breakout data; DAgger labels with the"):
+        run_dagger(
+            _tiny(tmp_path, init=str(tracker_data), expert="scripted", out=str(tmp_path / "x"))
+        )
+    pong = tmp_path / "pong.safetensors"
+    save_policy(
+        pong, ConvCfC(PolicyConfig(n_actions=6, encoder="nature", units=8)), EnvConfig("pong")
+    )
+    with pytest.raises(ValueError, match="plays 'pong', not 'breakout'"):
+        run_dagger(_tiny(tmp_path, init=str(pong), out=str(tmp_path / "y")))
