@@ -316,14 +316,16 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     recipe = replace(_recipe(config), data=str(data), out=str(run), init=state["student"])
     Trainer(recipe).fit()
     student = run / "best.safetensors"
-    result = evaluate_policy(
-        load_policy(student, device),
-        env_config,
-        config.eval_episodes,
-        config.eval_envs,
-        seed=20_000 + round_,
-        device=device,
-    )
+    result = None
+    if config.eval_episodes > 0:
+        result = evaluate_policy(
+            load_policy(student, device),
+            env_config,
+            config.eval_episodes,
+            config.eval_envs,
+            seed=20_000 + round_,
+            device=device,
+        )
     state.update(
         rounds_done=round_, student=str(student), labels=state["labels"] + rollout["labels"]
     )
@@ -332,16 +334,17 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
         "beta": beta,
         "labels": state["labels"],
         "agreement": rollout["agreement"],
-        "return_mean": result.mean,
-        "return_std": result.std,
-        "returns": result.returns,
+        "return_mean": result and result.mean,
+        "return_std": result and result.std,
+        "returns": result and result.returns,
         "student": str(student),
         "minutes": (time.perf_counter() - t0) / 60,
     }
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
+    shown = "n/a" if result is None else f"{result.mean:.1f} ± {result.std:.1f}"
     print(
         f"round {round_}: beta {beta:.2f}, {state['labels']} labels, agreement "
-        f"{100 * rollout['agreement']:.1f}%, student return {result.mean:.1f} ± {result.std:.1f}"
+        f"{100 * rollout['agreement']:.1f}%, student return {shown}"
     )
     return row

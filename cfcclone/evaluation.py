@@ -88,6 +88,8 @@ def run_episodes(actor, env, episodes: int, seed: int = 0, progress: bool = Fals
     """Play exactly `episodes` episodes with the quota rule; `actor.act(obs, info, start)`."""
     import time
 
+    if episodes < 1:
+        raise ValueError(f"expected episodes >= 1, got {episodes}")
     n = env.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     returns: list[list[float]] = [[] for _ in range(n)]
@@ -123,6 +125,8 @@ def evaluate_policy(
     progress: bool = False,
 ) -> EvalResult:
     """Greedy closed-loop returns of `policy` on `env_config`'s game and preprocessing."""
+    if episodes < 1:
+        raise ValueError(f"expected episodes >= 1, got {episodes}")
     env = make_vector_env(num_envs=min(envs, episodes), **env_config.to_dict())
     check_policy_matches_env(policy, env.action_meanings)
     was_training = policy.training
@@ -146,6 +150,8 @@ def evaluate_expert(
     """Returns of an expert ("scripted", a checkpoint, a callable) by the same protocol."""
     from cfcclone.experts import make_expert
 
+    if episodes < 1:
+        raise ValueError(f"expected episodes >= 1, got {episodes}")
     env = make_ram_vector_env(env_config, min(envs, episodes))
     try:
         expert = make_expert(expert_spec, env_config.game, num_envs=env.num_envs)

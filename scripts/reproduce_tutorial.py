@@ -3,7 +3,8 @@
 The tutorial's setup: the `tutorial` encoder (its ConvBlock, parameter for parameter), Adam at
 1e-4, batch 32, windows of 32 steps, 50 epochs, 10 closed-loop episodes after each epoch. It
 prints the tutorial's per-epoch lines. The data is the tutorial's own files where you have
-them (--ncps-data DIR, imported once), else the scripted expert's (collected once).
+them (--ncps-data DIR, imported once), else a scripted RAM expert's (collected once; the
+`tracker` by default, the expert that clones well).
 
     python scripts/reproduce_tutorial.py                      # scripted-expert data
     python scripts/reproduce_tutorial.py --ncps-data DIR      # the tutorial's npz files
@@ -30,7 +31,7 @@ def prepare_data(args, data: Path) -> None:
         collect(
             data,
             args.game,
-            "scripted",
+            args.expert,
             args.frames,
             envs=2,
             seed=args.seed,
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--ncps-data", help="a folder of the tutorial's {train,val}_*.npz files")
     p.add_argument("--out", default="runs/tutorial")
     p.add_argument("--game", default="breakout")
+    p.add_argument("--expert", default="tracker", help="the scripted expert: tracker or scripted")
     p.add_argument("--frames", type=int, default=300_000, help="scripted-expert frames")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--device", default="auto")

@@ -1,6 +1,7 @@
 """Closed-loop evaluation: exactly N episodes, a fixed quota per env, experts and policies."""
 
 import numpy as np
+import pytest
 import torch
 
 from cfcclone import ConvCfC, PolicyConfig
@@ -53,3 +54,11 @@ def test_policy_evaluation_is_seeded_and_restores_training_mode():
     b = evaluate_policy(policy, SHORT, episodes=3, envs=2, seed=5)
     assert a.returns == b.returns and a.lengths == b.lengths and len(a.returns) == 3
     assert policy.training
+
+
+def test_zero_episodes_is_refused():
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8))
+    with pytest.raises(ValueError, match="expected episodes >= 1, got 0"):
+        evaluate_policy(policy, SHORT, episodes=0)
+    with pytest.raises(ValueError, match="expected episodes >= 1, got 0"):
+        evaluate_expert("tracker", SHORT, episodes=0)
