@@ -233,7 +233,8 @@ def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device,
     )
     trainer.model.train()
     pin = device.type == "cuda"
-    batches = _prefetch(trainer.train_set, steps + 1, c.batch, trainer.rng, pin)
+    draw = lambda: trainer.train_set.sample(c.batch, trainer.rng)  # noqa: E731
+    batches = _prefetch(draw, steps + 1, pin)
     trainer.train_step(next(batches))  # warm-up
     _sync(device)
     step_seconds, t0 = [], time.perf_counter()

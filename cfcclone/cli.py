@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: collect, train, evaluate, record")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--game", default="breakout")
-    p.add_argument("--expert", default="scripted", choices=["scripted", "tracker"])
+    p.add_argument("--expert", default="tracker", choices=["tracker", "scripted"])
     p.add_argument("--frames", type=int, default=None, help="expert frames to collect")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--eval-episodes", dest="eval_episodes", type=int, default=30)

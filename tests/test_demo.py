@@ -19,7 +19,7 @@ def test_tiny_demo_leaves_a_complete_run_folder(tmp_path, capsys):
     summary = run_demo(config)
     out = capsys.readouterr().out
     assert "expert" in out and "clone" in out and "clone/expert" in out
-    assert "WEAK CLONE" in out  # two batches of training cannot clone the planner
+    assert "WEAK CLONE" in out  # two batches of training cannot clone the tracker
     assert summary["ratio"] == summary["clone"]["return_mean"] / summary["expert"]["return_mean"]
     assert summary["expert"]["episodes"] == summary["clone"]["episodes"] == 2
     demo = tmp_path / "demo"
