@@ -64,14 +64,18 @@ def _cmd_export_ncps(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
+def _from_args(cls, args, **fixed):
+    """A config dataclass from the parsed arguments of the same names, and `fixed` values."""
     from dataclasses import fields
 
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, **fixed})
+
+
+def _cmd_train(args) -> int:
     from cfcclone.training import TrainConfig, Trainer
 
-    config = TrainConfig(
-        **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    )
+    config = _from_args(TrainConfig, args)
     Trainer(config, resume=args.resume).fit()
     print(f"{args.out}: best.safetensors, last.safetensors, metrics.jsonl")
     return 0
@@ -155,36 +159,11 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_dagger(args) -> int:
-    from dataclasses import fields
-
     from cfcclone.dagger import DaggerConfig, run_dagger
     from cfcclone.training import TrainConfig
 
-    per_round = {"data", "out", "init"}  # set by DAgger for each round
-    train = TrainConfig(
-        data="",
-        out="",
-        **{
-            f.name: getattr(args, f.name)
-            for f in fields(TrainConfig)
-            if hasattr(args, f.name) and f.name not in per_round
-        },
-    )
-    config = DaggerConfig(
-        init=args.init,
-        out=args.out,
-        game=args.game,
-        expert=args.expert,
-        rounds=args.rounds,
-        labels_per_round=args.labels_per_round,
-        beta=args.beta,
-        beta_decay=args.beta_decay,
-        envs=args.envs,
-        train=train,
-        init_epochs=args.init_epochs,
-        eval_episodes=args.round_eval_episodes,
-        seed=args.seed,
-    )
+    train = _from_args(TrainConfig, args, data="", out="", init=None)  # DAgger sets these
+    config = _from_args(DaggerConfig, args, train=train, eval_episodes=args.round_eval_episodes)
     rows = run_dagger(config, resume=args.resume)
     if rows:
         print(f"{args.out}: student {rows[-1]['student']}, metrics.jsonl")

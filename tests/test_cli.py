@@ -90,3 +90,25 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert "no scripted expert for 'tennis'" in capsys.readouterr().err
     assert main(["play", str(tmp_path / "nope.safetensors"), "--record", "x.gif"]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_dagger_command_runs_a_round(tmp_path, capsys):
+    from cfcclone import ConvCfC, PolicyConfig
+    from cfcclone.checkpoint import save_policy
+    from cfcclone.envs import EnvConfig
+
+    init = tmp_path / "student.safetensors"
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8))
+    save_policy(init, policy, EnvConfig(max_episode_frames=400))
+    args = ["dagger", "--init", str(init), "--out", str(tmp_path / "d"), "--expert", "tracker"]
+    args += ["--rounds", "1", "--labels-per-round", "64", "--envs", "2", "--epochs", "1"]
+    args += ["--batches-per-epoch", "1", "--batch", "2", "--seq-len", "8", "--eval-episodes", "0"]
+    args += ["--round-eval-episodes", "1", "--eval-envs", "1", "--horizon", "stored"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "round 1: beta 0.50, 64 labels" in out and "student return" in out
+    row = json.loads((tmp_path / "d" / "metrics.jsonl").read_text())
+    assert row["labels"] == 64 and len(row["returns"]) == 1
+    state = json.loads((tmp_path / "d" / "dagger.json").read_text())
+    assert state["config"]["train"]["horizon"] == "stored" and state["config"]["eval_episodes"] == 1
+    assert state["student"].endswith("round01/best.safetensors")
