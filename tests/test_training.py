@@ -141,6 +141,18 @@ def _reference_grads(policy, batch, h=None, burn_in=0):
     return loss.item(), _grads(policy)
 
 
+def _assert_matches_reference(trainer, loss, batch, h=None, burn_in=0):
+    """The trainer's last step (its loss, and its gradients left on the policy) equals the
+    hand-unrolled reference; without the horizon's initial state the gradients differ."""
+    got = _grads(trainer.policy)
+    ref_loss, expected = _reference_grads(trainer.policy, batch, h, burn_in)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    for name, g in expected.items():
+        torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
+    _, plain = _reference_grads(trainer.policy, batch)
+    assert not torch.allclose(plain["rnn.fc.weight"], got["rnn.fc.weight"])
+
+
 def _frozen(data, out, **kw):
     """A trainer whose steps leave the weights as they are (lr 0, no clipping), in fp32."""
     return Trainer(_config(data, out, lr=0.0, grad_clip=1e9, amp="off", **kw))
@@ -150,13 +162,7 @@ def test_burn_in_gradients_equal_a_hand_unrolled_reference(data, tmp_path):
     trainer = _frozen(data, tmp_path / "run", horizon="burn-in", burn_in=3)
     batch = trainer.train_set.sample(4, np.random.default_rng(0))
     loss, _ = trainer.train_step(batch)
-    got = _grads(trainer.policy)
-    ref_loss, expected = _reference_grads(trainer.policy, batch, burn_in=3)
-    assert loss == pytest.approx(ref_loss, rel=1e-5)
-    for name, g in expected.items():
-        torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
-    _, no_burn_in = _reference_grads(trainer.policy, batch)
-    assert not torch.allclose(no_burn_in["rnn.fc.weight"], got["rnn.fc.weight"])
+    _assert_matches_reference(trainer, loss, batch, burn_in=3)
 
 
 def test_stored_state_gradients_equal_a_hand_unrolled_reference(data, tmp_path):
@@ -167,16 +173,10 @@ def test_stored_state_gradients_equal_a_hand_unrolled_reference(data, tmp_path):
     trainer.train_step(first)
     carried = trainer.hx
     loss, _ = trainer.train_step(second, carried)
-    got = _grads(trainer.policy)
-    with torch.no_grad():
+    with torch.no_grad():  # leaves the step's gradients on the policy
         _, h = _unrolled(trainer.policy, first, None)
     torch.testing.assert_close(carried, h, rtol=1e-5, atol=1e-6)
-    ref_loss, expected = _reference_grads(trainer.policy, second, h)
-    assert loss == pytest.approx(ref_loss, rel=1e-5)
-    for name, g in expected.items():
-        torch.testing.assert_close(got[name], g, rtol=1e-4, atol=1e-7, msg=name)
-    _, from_zero = _reference_grads(trainer.policy, second)
-    assert not torch.allclose(from_zero["rnn.fc.weight"], got["rnn.fc.weight"])
+    _assert_matches_reference(trainer, loss, second, h)
 
 
 def test_stored_state_training_runs_and_resumes_exactly(data, tmp_path):
