@@ -162,7 +162,7 @@ def _cmd_dagger(args) -> int:
     from cfcclone.dagger import DaggerConfig, run_dagger
     from cfcclone.training import TrainConfig
 
-    train = _from_args(TrainConfig, args, data="", out="", init=None)  # DAgger sets these
+    train = _from_args(TrainConfig, args, data="", out="", init=None)  # set for each round
     config = _from_args(DaggerConfig, args, train=train, eval_episodes=args.round_eval_episodes)
     rows = run_dagger(config, resume=args.resume)
     if rows:
@@ -205,6 +205,7 @@ def _add_train(sub) -> None:
         "dagger", help="recurrent DAgger: the student plays, the expert labels its states"
     )
     p.add_argument("--init", required=True, help="a checkpoint, or a dataset of the expert")
+    p.add_argument("--data", help="with a checkpoint --init: expert data to aggregate with")
     p.add_argument("--out", required=True)
     p.add_argument("--game", default="breakout")
     p.add_argument("--expert", default="scripted", help="scripted, tracker or a checkpoint")

@@ -16,10 +16,11 @@ Each round i:
    agreement of the expert with the student on the states of the round's rollout (with
    beta 0, exactly the student's own states). Rows go to OUT/metrics.jsonl.
 
-`init` is a checkpoint (round 1 starts from it, with an empty dataset) or a dataset of the
-same expert (its shards are hard-linked into OUT/data, and round 0 trains the first student on
-them). A round's data and training are finished before OUT/dagger.json records it; `resume`
-drops what an interrupted round left and plays that round again.
+`init` is a checkpoint (round 1 starts from it; the aggregate starts empty, or from the expert
+data given as `data`) or a dataset of the same expert (round 0 trains the first student on it).
+Expert data is hard-linked into OUT/data, not copied. A round's data and training are finished
+before OUT/dagger.json records it; `resume` drops what an interrupted round left and plays
+that round again.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class DaggerConfig:
     """A cfcclone checkpoint, or a dataset recorded from `expert`."""
     out: str
     """Run directory: data/ (the aggregated dataset), roundNN/ (training runs), metrics.jsonl."""
+    data: str | None = None
+    """With a checkpoint `init`: expert data (say, what it was trained on) that the aggregated
+    dataset starts from. Without it the aggregate holds only the rounds' data."""
     game: str = "breakout"
     expert: str = "scripted"
     """The labelling expert: "scripted", "tracker" or a checkpoint (see `make_expert`)."""
@@ -209,19 +213,26 @@ def _manifest(config: DaggerConfig, env_config: EnvConfig, status: str, data: Pa
     )
 
 
+def _add_expert_data(config: DaggerConfig, source: str, data: Path) -> EnvConfig:
+    """Hard-link a dataset of the labelling expert into the aggregate; returns its EnvConfig."""
+    manifest = read_manifest(source)
+    if (manifest["game"], manifest["expert"]) != (config.game, config.expert):
+        raise ValueError(
+            f"{source} holds {manifest['expert']} {manifest['game']} data; DAgger labels with "
+            f"the {config.expert} {config.game} expert, so aggregate data of that expert"
+        )
+    data.mkdir(parents=True, exist_ok=True)
+    _link_shards(Path(source), data)
+    return EnvConfig.from_dict(manifest["env"])
+
+
 def _start(config: DaggerConfig, out: Path) -> dict:
     """The aggregated dataset and the first student; returns the initial state."""
     data = out / "data"
     if Path(config.init).is_dir():
-        init = read_manifest(config.init)
-        if (init["game"], init["expert"]) != (config.game, config.expert):
-            raise ValueError(
-                f"{config.init} holds {init['expert']} {init['game']} data; DAgger labels with "
-                f"the {config.expert} {config.game} expert, so start from data of that expert"
-            )
-        env_config = EnvConfig.from_dict(init["env"])
-        data.mkdir(parents=True, exist_ok=True)
-        _link_shards(Path(config.init), data)
+        if config.data is not None:
+            raise ValueError("--data goes with a checkpoint --init; here --init is the data")
+        env_config = _add_expert_data(config, config.init, data)
         _manifest(config, env_config, "complete", data)
         run = out / "round00"
         recipe = replace(_recipe(config), data=str(data), out=str(run), epochs=config.init_epochs)
@@ -234,6 +245,10 @@ def _start(config: DaggerConfig, out: Path) -> dict:
         if env_config.game != config.game:
             raise ValueError(f"{config.init} plays {env_config.game!r}, not {config.game!r}")
         check_policy_matches_env(policy, action_meanings(config.game))
+        if config.data is not None and _add_expert_data(config, config.data, data) != env_config:
+            raise ValueError(
+                f"{config.data} was recorded with other preprocessing than {config.init}"
+            )
         data.mkdir(parents=True, exist_ok=True)
         _manifest(config, env_config, "complete", data)
         student = Path(config.init)

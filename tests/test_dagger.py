@@ -163,6 +163,16 @@ def test_init_from_a_checkpoint_and_bad_inits(tracker_data, tmp_path):
     save_policy(ckpt, _always(NOOP), SHORT)
     rows = run_dagger(_tiny(tmp_path, init=str(ckpt), rounds=1), progress=False)
     assert rows[0]["labels"] == 120  # no expert data before the first round
+    config = _tiny(
+        tmp_path, init=str(ckpt), data=str(tracker_data), rounds=1, out=str(tmp_path / "w")
+    )
+    rows = run_dagger(config, progress=False)
+    assert rows[0]["labels"] == 300 + 120  # the expert data, then the round's
+    assert SequenceDataset(tmp_path / "w" / "data", seq_len=1, split="all").steps == 420
+    with pytest.raises(ValueError, match="--data goes with a checkpoint --init"):
+        run_dagger(
+            _tiny(tmp_path, init=str(tracker_data), data=str(tracker_data), out=str(tmp_path / "z"))
+        )
     with pytest.raises(ValueError, match="holds tracker breakout data; DAgger labels with the"):
         run_dagger(
             _tiny(tmp_path, init=str(tracker_data), expert="scripted", out=str(tmp_path / "x"))
