@@ -240,6 +240,13 @@ def _add_recipe(p, epochs: int = 10) -> None:
     p.add_argument("--seq-len", dest="seq_len", type=int, default=32)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warmup")
+    p.add_argument(
+        "--schedule",
+        default="constant",
+        choices=["constant", "cosine"],
+        help="the learning rate after the warmup: constant, or cosine decay to 0",
+    )
     p.add_argument("--epochs", type=int, default=epochs, help="epochs (per round, for dagger)")
     p.add_argument(
         "--batches-per-epoch",

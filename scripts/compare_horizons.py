@@ -61,6 +61,8 @@ def _recipe(args, seed: int) -> TrainConfig:
         seq_len=args.seq_len,
         batch=args.batch,
         lr=args.lr,
+        warmup=args.warmup,
+        schedule="cosine",
         batches_per_epoch=args.batches_per_epoch,
         class_weights="sqrt",
         eval_episodes=args.epoch_episodes,
@@ -161,7 +163,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq-len", dest="seq_len", type=int, default=16)
     p.add_argument("--burn-in", dest="burn_in", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak lr (cosine decay after warmup)")
+    p.add_argument("--warmup", type=int, default=300, help="steps of lr warmup")
     p.add_argument("--rounds", type=int, default=3, help="DAgger rounds")
     p.add_argument("--round-epochs", dest="round_epochs", type=int, default=1)
     p.add_argument("--epoch-episodes", dest="epoch_episodes", type=int, default=4)

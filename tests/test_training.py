@@ -206,3 +206,37 @@ def test_init_starts_from_a_checkpoint(data, tmp_path):
     save_policy(other, first.policy, EnvConfig(game="breakout", sticky_actions=0.0))
     with pytest.raises(ValueError, match="was trained on"):
         Trainer(_config(data, tmp_path / "c", init=str(other)))
+
+
+def test_learning_rate_warms_up_then_follows_the_schedule(data, tmp_path):
+    trainer = Trainer(_config(data, tmp_path / "a", epochs=2, warmup=2, schedule="cosine"))
+    lrs = [trainer.learning_rate(s) for s in range(6)]  # 2 epochs of 3 batches
+    assert lrs[:2] == pytest.approx([5e-4, 1e-3])
+    assert lrs[2] == pytest.approx(1e-3) and lrs[3] == pytest.approx(
+        0.5e-3 * (1 + np.cos(np.pi / 4))
+    )
+    assert lrs[2] > lrs[3] > lrs[4] > lrs[5] > 0
+    constant = Trainer(_config(data, tmp_path / "b", warmup=2))
+    assert [constant.learning_rate(s) for s in (0, 1, 2, 50)] == pytest.approx([5e-4] + [1e-3] * 3)
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(lrs[5])
+    with pytest.raises(ValueError, match="unknown schedule 'step'"):
+        Trainer(_config(data, tmp_path / "c", schedule="step"))
+
+
+def test_resume_is_exact_under_a_schedule(data, tmp_path):
+    kw = dict(epochs=3, warmup=2, schedule="cosine")
+    straight = Trainer(_config(data, tmp_path / "a", **kw))
+    straight.fit()
+
+    def killed_after_two(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(data, tmp_path / "b", **kw)).fit(on_epoch=killed_after_two)
+    resumed = Trainer(_config(data, tmp_path / "b", **kw), resume=True)
+    assert resumed.epoch == 2
+    resumed.fit()
+    a, b = straight.policy.state_dict(), resumed.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged under the schedule"
