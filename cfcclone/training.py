@@ -1,9 +1,12 @@
 """`cfcclone train`: BPTT over windows of expert steps, scored by closed-loop return.
 
-Each epoch draws `batches_per_epoch` random windows (B, T) from the train split, trains with
-cross-entropy on the expert's actions (optionally class-weighted), Adam and gradient clipping,
-then records val loss and accuracy and the greedy closed-loop return over N episodes in the
-vector env. `RUN/last.safetensors` is written every epoch and `RUN/best.safetensors` whenever the
+Each epoch draws `batches_per_epoch` batches of windows (B, T) from the train split, trains
+with cross-entropy on the expert's actions (optionally class-weighted), Adam (with an optional
+warmup and cosine schedule) and gradient clipping, then records val loss and accuracy and the
+greedy closed-loop return over N episodes in the vector env. The `horizon` decides how a
+window's state begins: zero (random windows, as the tutorial), burn-in (the first steps only
+warm the state) or stored (EpisodeStreams: each row's state is carried to its next window,
+truncated BPTT). `init` starts from a checkpoint's weights. `RUN/last.safetensors` is written every epoch and `RUN/best.safetensors` whenever the
 return improves; `RUN/train_state.safetensors` (optimizer, epoch, RNG states) lets `resume`
 continue exactly where the last finished epoch left off. Metrics go to `RUN/metrics.jsonl`.
 

@@ -75,3 +75,24 @@ def test_six_action_checkpoint_in_a_four_action_env_raises(tmp_path):
     save_policy(path, _policy(6, meanings), EnvConfig(game="pong"))
     with pytest.raises(ValueError, match=r"policy has 6 actions but the env has 4"):
         StatefulAgent.for_env(load_policy(path), make_vector_env("breakout", 2))
+
+
+def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
+    from pathlib import Path
+
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_nature.safetensors"
+    policy = load_policy(path)
+    assert policy.env_config == EnvConfig(game="breakout")  # the env defaults: what play uses
+    assert policy.config.encoder == "nature" and not policy.training
+    env = make_vector_env("breakout", 2, max_episode_frames=400)
+    agent = StatefulAgent.for_env(policy, env)
+    obs, _ = env.reset(seed=0)
+    start, moves = np.ones(2, bool), set()
+    for _ in range(60):
+        actions = agent.act(obs, start)
+        moves |= set(actions.tolist())
+        obs, _, term, trunc, _ = env.step(actions)
+        start = term | trunc
+    assert {2, 3} <= moves  # it moves the paddle both ways
