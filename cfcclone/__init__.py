@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from cfcclone.agent import StatefulAgent
+from cfcclone.checkpoint import load_policy, save_policy
 from cfcclone.envs import EnvConfig, action_meanings, make_env, make_vector_env
 from cfcclone.models import ConvCfC, PolicyConfig
 
@@ -13,6 +14,8 @@ __all__ = [
     "StatefulAgent",
     "__version__",
     "action_meanings",
+    "load_policy",
     "make_env",
     "make_vector_env",
+    "save_policy",
 ]
