@@ -8,6 +8,9 @@ Every method gets the same number of expert labels and the same number of traini
 - dagger: half the labels as expert data, then `--rounds` rounds that share the other half,
   with `--epochs` split between the first student and the rounds (beta 0.5, halving).
 
+All train at lr 1e-3 with a warmup (300 steps; 30 in a DAgger round, which starts from trained
+weights) and cosine decay, 300 batches of 16 windows of 16 steps an epoch, sqrt class weights.
+
 Each (method, seed) run ends with a greedy evaluation of its best checkpoint over
 `--episodes` episodes, and the expert is scored by the same protocol. Finished runs are kept
 (OUT/<method>/seed<N>/result.json), so an interrupted comparison continues where it stopped.
@@ -83,7 +86,8 @@ def _train(args, method: str, seed: int, run: Path) -> Path:
             rounds=args.rounds,
             labels_per_round=(args.labels - init_labels) // args.rounds,
             envs=8,
-            train=replace(_recipe(args, seed), epochs=args.round_epochs),
+            # a round starts from trained weights: a short warmup, then the cosine decay
+            train=replace(_recipe(args, seed), epochs=args.round_epochs, warmup=args.round_warmup),
             init_epochs=init_epochs,
             eval_episodes=args.epoch_episodes,
             seed=seed,
@@ -165,6 +169,9 @@ def main(argv=None) -> int:
     p.add_argument("--burn-in", dest="burn_in", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="peak lr (cosine decay after warmup)")
     p.add_argument("--warmup", type=int, default=300, help="steps of lr warmup")
+    p.add_argument(
+        "--round-warmup", dest="round_warmup", type=int, default=30, help="... in a DAgger round"
+    )
     p.add_argument("--rounds", type=int, default=3, help="DAgger rounds")
     p.add_argument("--round-epochs", dest="round_epochs", type=int, default=1)
     p.add_argument("--epoch-episodes", dest="epoch_episodes", type=int, default=4)
