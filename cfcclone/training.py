@@ -6,9 +6,10 @@ warmup and cosine schedule) and gradient clipping, then records val loss and acc
 greedy closed-loop return over N episodes in the vector env. The `horizon` decides how a
 window's state begins: zero (random windows, as the tutorial), burn-in (the first steps only
 warm the state) or stored (EpisodeStreams: each row's state is carried to its next window,
-truncated BPTT). `init` starts from a checkpoint's weights. `RUN/last.safetensors` is written every epoch and `RUN/best.safetensors` whenever the
-return improves; `RUN/train_state.safetensors` (optimizer, epoch, RNG states) lets `resume`
-continue exactly where the last finished epoch left off. Metrics go to `RUN/metrics.jsonl`.
+truncated BPTT). `init` starts from a checkpoint's weights. `RUN/last.safetensors` is
+written every epoch and `RUN/best.safetensors` whenever the return improves;
+`RUN/train_state.safetensors` (optimizer, epoch, RNG states) lets `resume` continue exactly
+where the last finished epoch left off. Metrics go to `RUN/metrics.jsonl`.
 
 Where the device has fast bf16 (CUDA, or a CPU with AVX512-BF16/AMX) the encoder runs under
 bf16 autocast with channels_last convs, about 2x faster on this project's 2-core CPUs; the CfC
