@@ -213,17 +213,23 @@ def _manifest(config: DaggerConfig, env_config: EnvConfig, status: str, data: Pa
     )
 
 
-def _add_expert_data(config: DaggerConfig, source: str, data: Path) -> EnvConfig:
-    """Hard-link a dataset of the labelling expert into the aggregate; returns its EnvConfig."""
+def _add_expert_data(
+    config: DaggerConfig, source: str, data: Path, student: EnvConfig | None = None
+) -> EnvConfig:
+    """Hard-link a dataset of the labelling expert (recorded with the `student`'s preprocessing,
+    where one is given) into the aggregate; returns its EnvConfig. Checks come before links."""
     manifest = read_manifest(source)
     if (manifest["game"], manifest["expert"]) != (config.game, config.expert):
         raise ValueError(
             f"{source} holds {manifest['expert']} {manifest['game']} data; DAgger labels with "
             f"the {config.expert} {config.game} expert, so aggregate data of that expert"
         )
+    env_config = EnvConfig.from_dict(manifest["env"])
+    if student is not None and env_config != student:
+        raise ValueError(f"{source} was recorded with other preprocessing than {config.init}")
     data.mkdir(parents=True, exist_ok=True)
     _link_shards(Path(source), data)
-    return EnvConfig.from_dict(manifest["env"])
+    return env_config
 
 
 def _start(config: DaggerConfig, out: Path) -> dict:
@@ -245,10 +251,8 @@ def _start(config: DaggerConfig, out: Path) -> dict:
         if env_config.game != config.game:
             raise ValueError(f"{config.init} plays {env_config.game!r}, not {config.game!r}")
         check_policy_matches_env(policy, action_meanings(config.game))
-        if config.data is not None and _add_expert_data(config, config.data, data) != env_config:
-            raise ValueError(
-                f"{config.data} was recorded with other preprocessing than {config.init}"
-            )
+        if config.data is not None:
+            _add_expert_data(config, config.data, data, student=env_config)
         data.mkdir(parents=True, exist_ok=True)
         _manifest(config, env_config, "complete", data)
         student = Path(config.init)

@@ -169,6 +169,13 @@ def test_init_from_a_checkpoint_and_bad_inits(tracker_data, tmp_path):
     rows = run_dagger(config, progress=False)
     assert rows[0]["labels"] == 300 + 120  # the expert data, then the round's
     assert SequenceDataset(tmp_path / "w" / "data", seq_len=1, split="all").steps == 420
+    other = tmp_path / "other.safetensors"  # default episode length: not tracker_data's
+    save_policy(other, _always(NOOP), EnvConfig())
+    with pytest.raises(ValueError, match="recorded with other preprocessing than"):
+        run_dagger(
+            _tiny(tmp_path, init=str(other), data=str(tracker_data), out=str(tmp_path / "v"))
+        )
+    assert not list((tmp_path / "v" / "data").glob("shards/*"))  # refused before any link
     with pytest.raises(ValueError, match="--data goes with a checkpoint --init"):
         run_dagger(
             _tiny(tmp_path, init=str(tracker_data), data=str(tracker_data), out=str(tmp_path / "z"))
