@@ -1,15 +1,11 @@
 """StatefulAgent: a ConvCfC playing N envs closed-loop, its hidden state kept on the device.
 
 The agent carries the CfC state from step to step and zeroes it, per env, where an episode
-starts. With `make_vector_env`'s same-step autoreset the rule is simple: `episode_start` is True
-on the first call and then equals the previous step's `terminated | truncated`.
+starts. It is a `cfcclone.rollout.Actor`, so the one rollout loop drives it:
 
-    obs, _ = env.reset(seed=0)
-    start = np.ones(env.num_envs, dtype=bool)
-    while ...:
-        actions = agent.act(obs, start)
-        obs, reward, terminated, truncated, info = env.step(actions)
-        start = terminated | truncated
+    agent = StatefulAgent.for_env(policy, env)
+    for t in rollout(env, agent, seed=0):
+        ...
 """
 
 from __future__ import annotations
@@ -99,8 +95,9 @@ class StatefulAgent:
         logits, self.hx = self.policy(x[:, None], self.hx, self._mask(episode_start))
         return logits[:, 0]
 
-    def act(self, obs, episode_start) -> np.ndarray:
-        """Actions (N,) int64 for obs (N, stack, 84, 84) uint8 and episode_start (N,) bool."""
+    def act(self, obs, episode_start, info: dict | None = None) -> np.ndarray:
+        """Actions (N,) int64 for obs (N, stack, 84, 84) uint8 and episode_start (N,) bool
+        (the Actor protocol; info is not used)."""
         logits = self.step(obs, episode_start)
         if self.temperature == 0:
             actions = logits.argmax(-1)

@@ -1,16 +1,17 @@
 """Checkpoints: weights in one .safetensors file, the config to rebuild them in its metadata.
 
 Nothing is ever unpickled. The metadata key "cfcclone" holds JSON: the PolicyConfig, the
-EnvConfig of the game the policy was trained on, the versions of cfcclone, ncps and torch,
-and the epoch. `load_policy` rebuilds the policy from that config, loads the weights strictly
-and returns it in eval mode. Every write goes to a temporary file renamed into place.
+EnvConfig of the game the policy was trained on, the whole TrainConfig of its run (where it
+came from training), the versions of cfcclone, ncps and torch, and the epoch. `load_policy`
+rebuilds the policy from that config, loads the weights strictly and returns a `LoadedPolicy`
+record: the module in eval mode, its EnvConfig, its TrainConfig and the metadata. Nothing is
+attached to the module. Every write goes to a temporary file renamed into place.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from cfcclone.atomic import atomic_path
 from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC, PolicyConfig
 
@@ -37,17 +39,27 @@ def _version(package: str) -> str:
 
 
 def atomic_save_tensors(path: Path, tensors: dict, metadata: dict[str, str]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+@dataclass
+class LoadedPolicy:
+    """What `load_policy` returns: the policy and everything its checkpoint says about it."""
+
+    policy: ConvCfC
+    """The module, in eval mode, on the device it was loaded to."""
+    env_config: EnvConfig
+    """The game and preprocessing it was trained on: what evaluation and play must use."""
+    train_config: object | None
+    """The TrainConfig of its run (None for checkpoints written outside training)."""
+    meta: dict
+    """The whole stored JSON: format, versions, epoch, metrics, ..."""
+    path: Path | None = None
+
+    @property
+    def epoch(self) -> int | None:
+        return self.meta.get("epoch")
 
 
 def save_policy(
@@ -56,13 +68,16 @@ def save_policy(
     env_config: EnvConfig,
     epoch: int | None = None,
     extra: dict | None = None,
+    train_config=None,
 ) -> None:
-    """Write the policy's weights and everything needed to rebuild and run it."""
+    """Write the policy's weights and everything needed to rebuild and run it; `train_config`
+    (a TrainConfig) is stored whole, so `train --init` and `dagger` can start from it."""
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "policy": policy.config.to_dict(),
         "env": env_config.to_dict(),
+        "train": None if train_config is None else train_config.to_dict(),
         "epoch": epoch,
         "versions": {p: _version(p) for p in ("cfcclone", "ncps", "torch")},
         **(extra or {}),
@@ -90,19 +105,41 @@ def read_config(path: str | Path) -> dict:
         config = json.loads(metadata["cfcclone"])
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: corrupt cfcclone metadata ({e})") from None
-    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
+    if (
+        not isinstance(config, dict)
+        or config.get("format") != FORMAT
+        or config.get("format_version") != FORMAT_VERSION
+    ):
+        got = config if not isinstance(config, dict) else config.get("format")
         raise CheckpointError(
-            f"{path}: expected format {FORMAT} v{FORMAT_VERSION}, "
-            f"got {config.get('format')} v{config.get('format_version')}"
+            f"{path}: expected format {FORMAT} v{FORMAT_VERSION}, got {got!r:.80}"
         )
     return config
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> ConvCfC:
-    """Rebuild a ConvCfC from a checkpoint: strict loading, eval mode, on `device`.
-    Its EnvConfig is at `policy.env_config`, the whole stored config at `policy.checkpoint`."""
+def _configs(path: Path, config: dict):
+    """The PolicyConfig, EnvConfig and TrainConfig (or None) stored in a checkpoint."""
+    from cfcclone.training.config import TrainConfig
+
+    try:
+        policy = PolicyConfig.from_dict(config.get("policy"), "policy")
+        env = EnvConfig.from_dict(config.get("env"), "env")
+        train = config.get("train")
+        train = None if train is None else TrainConfig.from_dict(train, "train")
+    except ValueError as e:
+        raise CheckpointError(f"{path}: bad stored config ({e})") from None
+    if policy.n_actions < 1:
+        raise CheckpointError(f"{path}: bad stored config (policy.n_actions is {policy.n_actions})")
+    return policy, env, train
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu") -> LoadedPolicy:
+    """Rebuild a ConvCfC from a checkpoint: strict loading, eval mode, on `device`; returns
+    a LoadedPolicy (the module, its EnvConfig, its TrainConfig and the stored metadata)."""
+    path = Path(path)
     config = read_config(path)
-    policy = ConvCfC(PolicyConfig.from_dict(config["policy"]))
+    policy_config, env_config, train_config = _configs(path, config)
+    policy = ConvCfC(policy_config)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -111,9 +148,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> ConvCfC
         policy.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the stored config ({e})") from None
-    policy.env_config = EnvConfig.from_dict(config["env"])
-    policy.checkpoint = config
-    return policy.to(device).eval()
+    return LoadedPolicy(policy.to(device).eval(), env_config, train_config, config, path)
 
 
 def save_train_state(

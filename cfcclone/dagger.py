@@ -1,10 +1,10 @@
 """`cfcclone dagger`: recurrent DAgger. The CfC student plays, the expert labels what it saw.
 
 Each round i:
-1. **Roll out** the current student in `envs` RAM-exposing vector envs (`make_env`'s
-   preprocessing), its hidden state carried by a StatefulAgent and reset per env at each
-   episode start. At every step the expert acts too, and with probability beta_i (per env and
-   step) its action is the one played: beta_i = beta * beta_decay ** (i - 1).
+1. **Roll out** the current student in `envs` RAM envs (the same preprocessing as everywhere)
+   through the one rollout loop, its hidden state carried by a StatefulAgent and reset per env
+   at each episode start. At every step the expert acts too, and with probability beta_i (per
+   env and step) its action is the one played: beta_i = beta * beta_decay ** (i - 1).
 2. **Label** every visited state with the expert's action. The RAM experts read the emulator,
    so the labels are exact. Where the env's FIRE protocol overrode the action, the label is the
    FIRE that was executed, as in `collect`.
@@ -12,62 +12,60 @@ Each round i:
    dataset OUT/data, all in its train split, and the student is trained further on the whole
    dataset from its current weights (`TrainConfig.init`). The round's student is the best
    checkpoint of that training, chosen by closed-loop return as in `cfcclone train`.
-4. **Report**: the student's greedy return over `eval_episodes` fresh episodes, and the
+4. **Report**: the student's greedy return over `round_eval_episodes` fresh episodes, and the
    agreement of the expert with the student on the states of the round's rollout (with
    beta 0, exactly the student's own states). Rows go to OUT/metrics.jsonl.
 
 `init` is a checkpoint (round 1 starts from it; the aggregate starts empty, or from the expert
 data given as `data`) or a dataset of the same expert (round 0 trains the first student on it).
-Expert data is hard-linked into OUT/data, not copied. A round's data and training are finished
-before OUT/dagger.json records it; `resume` drops what an interrupted round left and plays
-that round again.
+The recipe of every round is `train`: by default the TrainConfig stored in a checkpoint
+`init`, so only what changes needs saying. Expert data is hard-linked into OUT/data, not
+copied. A round's data and training are finished before OUT/dagger.json records it; `resume`
+drops what an interrupted round left and plays that round again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from cfcclone.agent import StatefulAgent, check_policy_matches_env
+from cfcclone.atomic import append_line, atomic_write_text
 from cfcclone.checkpoint import load_policy
-from cfcclone.data.format import (
-    Segment,
-    atomic_write_text,
-    list_shards,
-    read_manifest,
-    summarize,
-    sweep_temporaries,
-    write_manifest,
-    write_shard,
-)
-from cfcclone.envs import EnvConfig, action_meanings
-from cfcclone.evaluation import evaluate_policy, make_ram_vector_env, rollout_threads
-from cfcclone.experts import make_expert
+from cfcclone.config import Config, check
+from cfcclone.data.format import EpisodeWriter, Manifest, list_shards, sweep_temporaries
+from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.evaluation import evaluate_policy
+from cfcclone.experts import expert_name, make_expert
+from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
 
 STATE = "dagger.json"
 
 
-@dataclass
-class DaggerConfig:
+@dataclass(frozen=True)
+class DaggerConfig(Config):
+    """A DAgger run: where it starts, the labelling expert, the rounds and their recipe."""
+
     init: str
     """A cfcclone checkpoint, or a dataset recorded from `expert`."""
     out: str
     """Run directory: data/ (the aggregated dataset), roundNN/ (training runs), metrics.jsonl."""
     data: str | None = None
-    """With a checkpoint `init`: expert data (say, what it was trained on) that the aggregated
+    """With a checkpoint init: expert data (say, what it was trained on) that the aggregated
     dataset starts from. Without it the aggregate holds only the rounds' data."""
-    game: str = "breakout"
-    expert: str = "scripted"
-    """The labelling expert: "scripted", "tracker" or a checkpoint (see `make_expert`)."""
+    expert: str = "planner"
+    """The labelling expert: planner, tracker or a checkpoint (see cfcclone.experts)."""
     rounds: int = 4
+    """DAgger rounds."""
     labels_per_round: int = 20_000
     """Expert labels (visited states) added per round, over all envs."""
     beta: float = 0.5
@@ -75,48 +73,36 @@ class DaggerConfig:
     beta_decay: float = 0.5
     """beta_i = beta * beta_decay ** (i - 1); 0 makes every later round pure student."""
     envs: int = 8
-    train: TrainConfig | None = None
-    """The training recipe of each round (its data, out and init are set per round)."""
+    """Envs of each round's rollout."""
     init_epochs: int = 8
-    """Epochs of the first student where `init` is a dataset."""
-    eval_episodes: int = 10
-    eval_envs: int = 8
-    seed: int = 0
-    device: str = "auto"
+    """Epochs of the first student, where init is a dataset."""
+    round_eval_episodes: int = 10
+    """Episodes of each round's student report (0: none)."""
+    train: TrainConfig | None = None
+    """The recipe of each round (its data, out and init are set per round). None: the
+    TrainConfig stored in a checkpoint init, else TrainConfig's defaults."""
 
-
-def _recipe(config: DaggerConfig) -> TrainConfig:
-    return config.train or TrainConfig(data="", out="", device=config.device, seed=config.seed)
-
-
-class _Recorder:
-    """Per-env episode buffers that become shards of the aggregated dataset."""
-
-    def __init__(self, root: Path, round_: int, num_envs: int):
-        self.root, self.round = root, round_
-        self.frames = [[] for _ in range(num_envs)]
-        self.labels = [[] for _ in range(num_envs)]
-        self.rewards = [[] for _ in range(num_envs)]
-        self.count = [0] * num_envs
-
-    def add(self, obs: np.ndarray, labels: np.ndarray, rewards: np.ndarray) -> None:
-        for i in range(len(obs)):
-            self.frames[i].append(obs[i, -1])
-            self.labels[i].append(int(labels[i]))
-            self.rewards[i].append(float(rewards[i]))
-
-    def flush(self, i: int, complete: bool) -> None:
-        if not self.labels[i]:
-            return
-        rewards = np.asarray(self.rewards[i], np.float32)
-        segment = Segment(
-            0, 0, len(rewards), complete=complete, ret=float(rewards.sum()), split="train"
+    def __post_init__(self):
+        for name in ("rounds", "labels_per_round", "envs", "init_epochs"):
+            check(getattr(self, name) >= 1, f"expected {name} >= 1, got {getattr(self, name)}")
+        check(
+            0 <= self.beta <= 1 and 0 <= self.beta_decay <= 1,
+            f"expected beta and beta_decay in [0, 1], got {self.beta} and {self.beta_decay}",
         )
-        name = f"r{self.round:02d}-e{i:03d}-{self.count[i]:05d}"
-        frames, labels = np.stack(self.frames[i]), np.asarray(self.labels[i])
-        write_shard(self.root, name, frames, labels, rewards, [segment])
-        self.frames[i], self.labels[i], self.rewards[i] = [], [], []
-        self.count[i] += 1
+
+
+class BetaMixture:
+    """An Actor that plays the expert's action with odds beta (per env and step), else the
+    student's; both are kept in `student_actions` and `expert_actions` for the step."""
+
+    def __init__(self, student, expert, beta: float, rng: np.random.Generator):
+        self.student, self.expert, self.beta, self.rng = student, expert, beta, rng
+
+    def act(self, obs, episode_start, info) -> np.ndarray:
+        self.student_actions = self.student.act(obs, episode_start, info)
+        self.expert_actions = self.expert.act(obs, episode_start, info)
+        played = self.rng.random(len(obs)) < self.beta
+        return np.where(played, self.expert_actions, self.student_actions)
 
 
 def roll_out(
@@ -126,56 +112,42 @@ def roll_out(
     labels: int,
     beta: float,
     seed: int,
-    recorder: _Recorder | None = None,
+    writer=None,
     device="cpu",
     progress: bool = False,
 ) -> dict:
     """Play the beta-mixture of expert and student for `labels` steps over the envs of `env`
-    (a RAM vector env), labelling every visited state with the expert. Returns the agreement
-    of expert and student on the visited states and the returns of the episodes that ended."""
+    (a RAM vector env), labelling every visited state with the expert (into `writer`, an
+    EpisodeWriter). Returns the agreement of expert and student on the visited states and the
+    returns of the episodes that ended."""
     n = env.num_envs
-    agent = StatefulAgent(policy, n, device)
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    start = np.ones(n, dtype=bool)
-    running, returns = np.zeros(n), []
+    mix = BetaMixture(StatefulAgent(policy, n, device), expert, beta, np.random.default_rng(seed))
+    tally, returns = EpisodeTally(n), []
     agree = counted = steps = 0
     with rollout_threads(device), tqdm(total=labels, desc="roll out", disable=not progress) as bar:
-        while steps < labels:
-            student = agent.act(obs, start)
-            wanted = expert.act(obs, info, start)
-            played = np.where(rng.random(n) < beta, wanted, student)
-            new_obs, reward, terminated, truncated, info = env.step(played)
-            executed = _executed(info, played)
-            forced = executed != played  # the FIRE protocol served: the label is that FIRE
-            agree += int(np.sum((student == wanted) & ~forced))
+        for t in rollout(env, mix, seed):
+            forced = t.executed != t.actions  # the FIRE protocol served: the label is that FIRE
+            agree += int(np.sum((mix.student_actions == mix.expert_actions) & ~forced))
             counted += int(np.sum(~forced))
-            if recorder is not None:
-                recorder.add(obs, np.where(forced, executed, wanted), reward)
-            running += reward
-            start = terminated | truncated
-            for i in np.flatnonzero(start):
-                returns.append(float(running[i]))
-                if recorder is not None:
-                    recorder.flush(i, complete=True)
-            running[start] = 0.0
-            obs, steps = new_obs, steps + n
+            if writer is not None:
+                writer.add(t.obs, np.where(forced, t.executed, mix.expert_actions), t.reward)
+            for i, ret, _ in tally.update(t):
+                returns.append(ret)
+                if writer is not None:
+                    writer.end(i, complete=True)
+            steps += n
             bar.update(n)
-    if recorder is not None:
+            if steps >= labels:
+                break
+    if writer is not None:
         for i in range(n):
-            recorder.flush(i, complete=False)
+            writer.end(i, complete=False)
     return {"agreement": agree / max(counted, 1), "labels": steps, "rollout_returns": returns}
 
 
-def _executed(info: dict, played: np.ndarray) -> np.ndarray:
-    """The actions ALE executed: info["action"], or for an env that just ended (and was reset
-    in the same step) its final_info["action"]."""
-    executed = played.copy()
-    for source in (info, info.get("final_info") or {}):
-        if "action" in source:
-            mask = np.asarray(source.get("_action", np.ones(len(played), bool)), bool)
-            executed[mask] = np.asarray(source["action"])[mask]
-    return executed
+def round_writer(data: Path, round_: int, num_envs: int) -> EpisodeWriter:
+    """The writer of round `round_`'s shards, all in the train split."""
+    return EpisodeWriter(data, num_envs, lambda i, k: f"r{round_:02d}-e{i:03d}-{k:05d}", "train")
 
 
 def _link_shards(src: Path, dst: Path) -> None:
@@ -197,39 +169,35 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _manifest(config: DaggerConfig, env_config: EnvConfig, status: str, data: Path) -> None:
-    write_manifest(
-        data,
-        {
-            "game": config.game,
-            "env": env_config.to_dict(),
-            "expert": config.expert,
-            "seed": config.seed,
-            "action_meanings": action_meanings(config.game),
-            "dagger": {"init": config.init},
-            "status": status,
-            **summarize(data),
-        },
+def _write_manifest(config: DaggerConfig, env_config: EnvConfig, data: Path) -> None:
+    from cfcclone.envs import action_meanings
+
+    manifest = Manifest(
+        game=env_config.game,
+        env=env_config,
+        action_meanings=action_meanings(env_config.game),
+        expert=expert_name(config.expert),
+        source="dagger",
+        seed=config.train.seed,
+        dagger={"init": config.init},
     )
+    manifest.summarized(data).write(data)
 
 
-def _add_expert_data(
-    config: DaggerConfig, source: str, data: Path, student: EnvConfig | None = None
-) -> EnvConfig:
+def _add_expert_data(config: DaggerConfig, source: str, data: Path, student=None) -> EnvConfig:
     """Hard-link a dataset of the labelling expert (recorded with the `student`'s preprocessing,
     where one is given) into the aggregate; returns its EnvConfig. Checks come before links."""
-    manifest = read_manifest(source)
-    if (manifest["game"], manifest["expert"]) != (config.game, config.expert):
+    manifest = Manifest.read(source)
+    if expert_name(manifest.expert) != expert_name(config.expert):
         raise ValueError(
-            f"{source} holds {manifest['expert']} {manifest['game']} data; DAgger labels with "
-            f"the {config.expert} {config.game} expert, so aggregate data of that expert"
+            f"{source} holds {manifest.expert} {manifest.game} data; DAgger labels with "
+            f"the {expert_name(config.expert)} expert, so aggregate data of that expert"
         )
-    env_config = EnvConfig.from_dict(manifest["env"])
-    if student is not None and env_config != student:
+    if student is not None and manifest.env != student:
         raise ValueError(f"{source} was recorded with other preprocessing than {config.init}")
     data.mkdir(parents=True, exist_ok=True)
     _link_shards(Path(source), data)
-    return env_config
+    return manifest.env
 
 
 def _start(config: DaggerConfig, out: Path) -> dict:
@@ -239,34 +207,33 @@ def _start(config: DaggerConfig, out: Path) -> dict:
         if config.data is not None:
             raise ValueError("--data goes with a checkpoint --init; here --init is the data")
         env_config = _add_expert_data(config, config.init, data)
-        _manifest(config, env_config, "complete", data)
+        _write_manifest(config, env_config, data)
         run = out / "round00"
-        recipe = replace(_recipe(config), data=str(data), out=str(run), epochs=config.init_epochs)
+        recipe = dataclasses.replace(
+            config.train, data=str(data), out=str(run), epochs=config.init_epochs
+        )
         print(f"round 0: training the first student on {config.init}")
         Trainer(recipe, resume=(run / "train_state.safetensors").exists()).fit()
         student = run / "best.safetensors"
     else:
-        policy = load_policy(config.init)
-        env_config = policy.env_config
-        if env_config.game != config.game:
-            raise ValueError(f"{config.init} plays {env_config.game!r}, not {config.game!r}")
-        check_policy_matches_env(policy, action_meanings(config.game))
+        loaded = load_policy(config.init)
+        env_config = loaded.env_config
+        make_expert(config.expert, env_config.game)  # the expert must play the student's game
         if config.data is not None:
             _add_expert_data(config, config.data, data, student=env_config)
         data.mkdir(parents=True, exist_ok=True)
-        _manifest(config, env_config, "complete", data)
+        _write_manifest(config, env_config, data)
         student = Path(config.init)
-    return {"rounds_done": 0, "student": str(student), "labels": summarize(data)["steps"]}
+    return {
+        "rounds_done": 0,
+        "student": str(student.resolve()),
+        "labels": Manifest.read(data).steps,
+    }
 
 
 def _save_state(out: Path, state: dict, config: DaggerConfig) -> None:
-    atomic_write_text(out / STATE, json.dumps({**state, "config": _config_dict(config)}, indent=1))
-
-
-def _config_dict(config: DaggerConfig) -> dict:
-    d = asdict(config)
-    d["train"] = asdict(_recipe(config))
-    return d
+    text = json.dumps({**state, "config": config.to_dict()}, indent=1)
+    atomic_write_text(out / STATE, text)
 
 
 def _drop_round(data: Path, out: Path, round_: int) -> None:
@@ -278,30 +245,41 @@ def _drop_round(data: Path, out: Path, round_: int) -> None:
     shutil.rmtree(out / f"round{round_:02d}", ignore_errors=True)
 
 
+def default_recipe(init: str) -> TrainConfig:
+    """The TrainConfig stored in checkpoint `init`, else (a dataset, an old checkpoint)
+    TrainConfig's defaults."""
+    if Path(init).is_file():
+        stored = load_policy(init).train_config
+        if stored is not None:
+            return stored
+    return TrainConfig()
+
+
 def run_dagger(config: DaggerConfig, resume: bool = False, progress: bool = True) -> list[dict]:
-    """Run (or, with `resume`, continue) DAgger; returns the metric rows of this call's rounds."""
-    if config.rounds < 1 or config.labels_per_round < 1 or config.envs < 1:
-        raise ValueError(
-            f"expected rounds, labels_per_round and envs >= 1, got {config.rounds}, "
-            f"{config.labels_per_round} and {config.envs}"
-        )
-    if not 0 <= config.beta <= 1 or not 0 <= config.beta_decay <= 1:
-        raise ValueError(
-            f"expected beta and beta_decay in [0, 1], got {config.beta} and {config.beta_decay}"
-        )
-    out, rows = Path(config.out), []
+    """Run (or, with `resume`, continue) DAgger; returns the metric rows of this call's rounds.
+    A resumed run keeps the config stored in OUT/dagger.json; only `rounds` may grow.
+
+        from cfcclone import DaggerConfig, run_dagger
+        run_dagger(DaggerConfig(init="runs/bc/best.safetensors", out="runs/dagger",
+                                expert="tracker", rounds=3))
+    """
+    out, rows = Path(config.out).resolve(), []
     data = out / "data"
     if (out / STATE).exists() and not resume:
         raise FileExistsError(f"{out} already holds a DAgger run; pass --resume or another --out")
     if resume and (out / STATE).exists():
         state = json.loads((out / STATE).read_text())
+        stored = DaggerConfig.from_dict(state.pop("config"), str(out / STATE))
+        config = dataclasses.replace(stored, rounds=config.rounds)  # more rounds may be asked
     else:
+        if config.train is None:
+            config = dataclasses.replace(config, train=default_recipe(config.init))
         if out.exists() and any(out.iterdir()) and not resume:
             raise FileExistsError(f"{out} exists and is not empty; choose another --out")
         state = _start(config, out)
         _save_state(out, state, config)
-    device = resolve_device(_recipe(config).device)
-    env_config = EnvConfig.from_dict(read_manifest(data)["env"])
+    device = resolve_device(config.train.device)
+    env_config = Manifest.read(data).env
     for round_ in range(state["rounds_done"] + 1, config.rounds + 1):
         rows.append(_round(config, out, state, round_, env_config, device, progress))
         _save_state(out, state, config)
@@ -312,58 +290,50 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     t0, data = time.perf_counter(), out / "data"
     _drop_round(data, out, round_)
     beta = config.beta * config.beta_decay ** (round_ - 1)
-    policy = load_policy(state["student"], device)
-    env = make_ram_vector_env(env_config, config.envs)
+    policy = load_policy(state["student"], device).policy
+    check_policy_matches_env(policy, Manifest.read(data).action_meanings)
+    env = make_vector_env(num_envs=config.envs, config=env_config, ram=True)
     try:
-        expert = make_expert(config.expert, config.game, num_envs=config.envs)
-        seed = int(np.random.SeedSequence([config.seed, round_]).generate_state(1)[0])
-        rollout = roll_out(
-            policy,
-            expert,
-            env,
-            config.labels_per_round,
-            beta,
-            seed,
-            _Recorder(data, round_, config.envs),
-            device,
-            progress,
+        expert = make_expert(config.expert, env_config.game, num_envs=config.envs)
+        seed = int(np.random.SeedSequence([config.train.seed, round_]).generate_state(1)[0])
+        writer = round_writer(data, round_, config.envs)
+        rollout_stats = roll_out(
+            policy, expert, env, config.labels_per_round, beta, seed, writer, device, progress
         )
     finally:
         env.close()
-    _manifest(config, env_config, "complete", data)
+    _write_manifest(config, env_config, data)
     run = out / f"round{round_:02d}"
-    recipe = replace(_recipe(config), data=str(data), out=str(run), init=state["student"])
+    recipe = dataclasses.replace(config.train, data=str(data), out=str(run), init=state["student"])
     Trainer(recipe).fit()
     student = run / "best.safetensors"
     result = None
-    if config.eval_episodes > 0:
+    if config.round_eval_episodes > 0:
         result = evaluate_policy(
-            load_policy(student, device),
+            load_policy(student, device).policy,
             env_config,
-            config.eval_episodes,
-            config.eval_envs,
+            config.round_eval_episodes,
+            config.train.eval_envs,
             seed=20_000 + round_,
             device=device,
         )
-    state.update(
-        rounds_done=round_, student=str(student), labels=state["labels"] + rollout["labels"]
-    )
+    labels = state["labels"] + rollout_stats["labels"]
+    state.update(rounds_done=round_, student=str(student), labels=labels)
     row = {
         "round": round_,
         "beta": beta,
-        "labels": state["labels"],
-        "agreement": rollout["agreement"],
+        "labels": labels,
+        "agreement": rollout_stats["agreement"],
         "return_mean": result and result.mean,
         "return_std": result and result.std,
         "returns": result and result.returns,
         "student": str(student),
         "minutes": (time.perf_counter() - t0) / 60,
     }
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_line(out / "metrics.jsonl", json.dumps(row))
     shown = "n/a" if result is None else f"{result.mean:.1f} ± {result.std:.1f}"
     print(
-        f"round {round_}: beta {beta:.2f}, {state['labels']} labels, agreement "
-        f"{100 * rollout['agreement']:.1f}%, student return {shown}"
+        f"round {round_}: beta {beta:.2f}, {labels} labels, agreement "
+        f"{100 * rollout_stats['agreement']:.1f}%, student return {shown}"
     )
     return row

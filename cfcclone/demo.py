@@ -2,8 +2,7 @@
 
 The default is the Breakout `tracker` (a RAM-reading scripted expert made to be cloned) and
 the nature encoder: 100,000 frames, 10 epochs of 300 batches of 16 windows of 16 steps at lr
-1e-3 (300 steps of warmup, then cosine decay) with sqrt class weights, about 10 minutes on a
-2-core CPU.
+1e-3 (300 steps of warmup, then cosine decay) with sqrt class weights.
 
 It leaves OUT/data (the dataset), OUT/run (checkpoints, metrics.jsonl, curves.png), OUT/clone.gif
 and OUT/summary.json. A rerun reuses the finished dataset and a finished run.
@@ -11,137 +10,134 @@ and OUT/summary.json. A rerun reuses the finished dataset and a finished run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from cfcclone.atomic import atomic_write_text
 from cfcclone.checkpoint import load_policy
+from cfcclone.config import Config
 from cfcclone.data import SequenceDataset, collect
-from cfcclone.data.format import MANIFEST, atomic_write_text, read_manifest
+from cfcclone.data.format import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_expert, evaluate_policy
+from cfcclone.experts import expert_name
+from cfcclone.models import PolicyConfig
 from cfcclone.play import play
-from cfcclone.training import TrainConfig, Trainer
+from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig
 
 WEAK_RATIO = 0.5
 
+DEMO_RECIPE = TrainConfig(
+    policy=PolicyConfig(encoder="nature"),
+    # lr 1e-3 without the warmup left one seed in three at the majority action; the expert
+    # waits (NOOP) ~70% of the time and unweighted clones learned to only wait
+    optim=OptimConfig(lr=1e-3, warmup=300, schedule="cosine", class_weights="sqrt"),
+    window=WindowConfig(seq_len=16),
+    batch=16,
+    batches_per_epoch=300,  # many small batches learn faster on 2 cores than few large ones
+    epochs=10,
+    eval_episodes=4,
+    eval_envs=4,
+)
+"""The demo's training recipe (its data and out are set by the demo)."""
 
-@dataclass
-class DemoConfig:
+
+@dataclass(frozen=True)
+class DemoConfig(Config):
+    """The main job: an expert, its data, a clone trained on it, both scored the same way."""
+
     out: str = "runs/demo"
-    game: str = "breakout"
+    """Folder of the data, the run, the GIF and summary.json."""
     expert: str = "tracker"
-    """'tracker' (follows the ball, made to be cloned) or 'scripted' (the RAM planner: it
-    scores about twice as much, but its clones have not learned to return the ball)."""
-    frames: int | None = None
-    """Expert frames to collect (default 100,000)."""
-    epochs: int | None = None
-    """Training epochs (default 10)."""
-    encoder: str = "nature"
-    lr: float = 1e-3
-    warmup: int = 300
-    """Steps of learning-rate warmup: at lr 1e-3 without it, one seed in three never learned."""
-    schedule: str = "cosine"
-    batch: int = 16
-    seq_len: int = 16
-    batches_per_epoch: int = 300
-    """Many small batches learn faster on 2 cores than few large ones."""
-    class_weights: str = "sqrt"
-    """The expert waits (NOOP) ~70% of the time; unweighted clones learned to only wait."""
-    eval_episodes: int = 30
-    eval_envs: int = 16
-    epoch_eval_episodes: int = 4
+    """tracker (follows the ball, made to be cloned) or planner (it scores about twice as
+    much, but its clones have not learned to return the ball)."""
+    frames: int = 100_000
+    """Expert frames to collect."""
     collect_envs: int = 2
-    max_episode_frames: int | None = None
-    """Cut episodes here (None: the full game, as always outside tests)."""
+    """Collection worker processes."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """The game and preprocessing (max_episode_frames cuts episodes, for tests)."""
+    train: TrainConfig = field(default_factory=lambda: DEMO_RECIPE)
+    """The training recipe (its data and out are set by the demo)."""
+    episodes: int = 30
+    """Episodes of the final evaluation of the expert and of the clone."""
+    envs: int = 16
+    """Vector envs of the clone's final evaluation."""
     gif_steps: int = 1500
     """Steps of the clone's recorded episode."""
-    seed: int = 0
 
 
 def _collect(config: DemoConfig, data: Path) -> None:
-    frames = config.frames or 100_000
     if (data / MANIFEST).exists():
-        manifest = read_manifest(data)
-        if (manifest["expert"], manifest["game"]) != (config.expert, config.game):
+        manifest = Manifest.read(data)
+        if (expert_name(manifest.expert), manifest.env) != (expert_name(config.expert), config.env):
             raise ValueError(
-                f"{data} holds {manifest['expert']} {manifest['game']} data, not "
-                f"{config.expert} {config.game}; choose another --out"
+                f"{data} holds {manifest.expert} {manifest.game} data, not "
+                f"{config.expert} {config.env.game} with this preprocessing; choose another --out"
             )
-        if manifest.get("status") == "complete":
+        if manifest.status == "complete":
             print(f"[1/4] reusing the expert data in {data}")
             return
-    print(f"[1/4] collecting {frames} frames from the {config.expert} {config.game} expert")
+    print(
+        f"[1/4] collecting {config.frames} frames from the {config.expert} {config.env.game} expert"
+    )
+    env = config.env.to_dict()
     collect(
         data,
-        config.game,
+        env.pop("game"),
         config.expert,
-        frames,
+        config.frames,
         config.collect_envs,
-        config.seed,
+        config.train.seed,
         resume=(data / MANIFEST).exists(),
-        **(
-            {}
-            if config.max_episode_frames is None
-            else {"max_episode_frames": config.max_episode_frames}
-        ),
+        **env,
     )
 
 
 def _train(config: DemoConfig, data: Path, run: Path) -> None:
-    train = TrainConfig(
-        data=str(data),
-        out=str(run),
-        encoder=config.encoder,
-        seq_len=config.seq_len,
-        batch=config.batch,
-        lr=config.lr,
-        warmup=config.warmup,
-        schedule=config.schedule,
-        epochs=config.epochs or 10,
-        batches_per_epoch=config.batches_per_epoch,
-        class_weights=config.class_weights,
-        eval_episodes=config.epoch_eval_episodes,
-        eval_envs=4,
-        seed=config.seed,
-    )
+    train = dataclasses.replace(config.train, data=str(data), out=str(run))
     resume = (run / "train_state.safetensors").exists()
-    print(
-        f"[2/4] training a {config.encoder} ConvCfC for {train.epochs} epochs"
-        + (" (resuming)" if resume else "")
-    )
-    trainer = Trainer(train, resume=resume)
-    trainer.fit()
+    encoder = train.policy.encoder
+    print(f"[2/4] training a {encoder} ConvCfC for {train.epochs} epochs" + " (resuming)" * resume)
+    Trainer(train, resume=resume).fit()
 
 
 def run_demo(config: DemoConfig) -> dict:
-    """Run the whole job; returns the summary it also writes to OUT/summary.json."""
+    """Run the whole job; returns the summary it also writes to OUT/summary.json.
+
+    from cfcclone.demo import DemoConfig, run_demo
+    run_demo(DemoConfig(out="runs/demo"))
+    """
     t0 = time.perf_counter()
     out = Path(config.out)
     data, run = out / "data", out / "run"
     _collect(config, data)
     _train(config, data, run)
-    print(f"[3/4] evaluating the expert and the clone over {config.eval_episodes} episodes each")
-    env_config = EnvConfig.from_dict(read_manifest(data)["env"])
-    expert = evaluate_expert(
-        config.expert, env_config, config.eval_episodes, config.collect_envs, seed=config.seed + 1
-    )
-    policy = load_policy(run / "best.safetensors")
-    clone = evaluate_policy(
-        policy, env_config, config.eval_episodes, config.eval_envs, seed=config.seed + 1
-    )
+    print(f"[3/4] evaluating the expert and the clone over {config.episodes} episodes each")
+    env_config, seed = Manifest.read(data).env, config.train.seed + 1
+    expert = evaluate_expert(config.expert, env_config, config.episodes, config.collect_envs, seed)
+    loaded = load_policy(run / "best.safetensors")
+    clone = evaluate_policy(loaded.policy, env_config, config.episodes, config.envs, seed)
     print("[4/4] recording the clone and plotting the curves")
-    play(policy, episodes=1, record=out / "clone.gif", seed=config.seed, max_steps=config.gif_steps)
+    play(
+        loaded.policy,
+        env_config,
+        record=out / "clone.gif",
+        seed=seed - 1,
+        max_steps=config.gif_steps,
+    )
     curves = _plot(run)
-    val = SequenceDataset(data, config.seq_len, "val")
+    val = SequenceDataset(data, config.train.window.seq_len, "val")
     summary = {
-        "config": asdict(config),
+        "config": config.to_dict(),
         "expert": expert.summary(),
         "clone": clone.summary(),
         "ratio": clone.mean / expert.mean if expert.mean else None,
-        "best_epoch": policy.checkpoint["epoch"],
-        "val_acc": policy.checkpoint["metrics"]["val_acc"],
+        "best_epoch": loaded.epoch,
+        "val_acc": loaded.meta["metrics"]["val_acc"],
         "val_episodes": val.episodes,
         "minutes": (time.perf_counter() - t0) / 60,
         "artifacts": {
@@ -156,11 +152,11 @@ def run_demo(config: DemoConfig) -> dict:
 
 
 def _plot(run: Path) -> str | None:
-    from cfcclone.plotting import plot_run
+    from cfcclone.plotting import PlottingUnavailable, plot_run
 
     try:
         return str(plot_run(run))
-    except ValueError as e:  # matplotlib missing
+    except PlottingUnavailable as e:
         print(f"  (no curves: {e})")
         return None
 

@@ -6,23 +6,26 @@ rewards. ALE itself neither stacks, clips nor fires. Then both run the same nump
 
 - `FrameStacker` keeps 4 frames, channel-first. At an episode start every slot holds the first
   frame, as gymnasium's FrameStackObservation (padding "reset"), ray's wrap_deepmind and so the
-  tutorial do. `cfcclone.data` builds its stacks with `stack_indices`, the same rule.
+  tutorial do. `cfcclone.data.expand_stacks` builds a dataset's stacks by the same rule.
 - `FireProtocol` (on by default, `EnvConfig.fire=True`): in games whose action set has FIRE,
   the actions of the first `FIRE_STEPS` steps of an episode and of the first `FIRE_STEPS` steps
   after a lost life are replaced by FIRE, so a clone that never learned to serve still plays.
   The episode still runs over all lives and the return counts the whole game. The action ALE
   really got is reported as `info["action"]`. With `fire=False` the strict ALE protocol holds.
 
-`make_env` builds one gymnasium env (it can render, and its `info["ram"]` feeds the RAM
-experts); `make_vector_env` builds N envs on ale-py's native C++ `AtariVectorEnv`, with
-same-step autoreset: the observation returned with `terminated | truncated` is already the
-first of the next episode, and the last one is in `info["final_obs"]`.
+This module is the one env factory. `make_env` builds one gymnasium env (it can render, and
+its `info["ram"]` feeds the RAM experts). `make_vector_env` builds N envs: by default on ale-py's
+native C++ `AtariVectorEnv`; with `ram=True` (experts that read the emulator) or a
+`render_mode`, as gymnasium vector envs over `make_env`, in worker processes (N > 1) or in this
+one (N = 1). Every kind has same-step autoreset: the observation returned with
+`terminated | truncated` is already the first of the next episode. `cfcclone.rollout` is the
+one loop that steps them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import ale_py
 import gymnasium as gym
@@ -30,6 +33,8 @@ import numpy as np
 from ale_py import roms
 from ale_py.vector_env import AtariVectorEnv
 from gymnasium.wrappers import AtariPreprocessing
+
+from cfcclone.config import Config, check
 
 gym.register_envs(ale_py)
 
@@ -39,7 +44,7 @@ FIRE_STEPS = 2
 
 
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(Config):
     """Everything that decides what an observation looks like; saved with every dataset and
     checkpoint so that evaluation replays the preprocessing the policy was trained on."""
 
@@ -60,15 +65,23 @@ class EnvConfig:
     max_episode_frames: int = 108_000
     """Emulator frames before truncation (30 minutes of play)."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self):
+        check(isinstance(self.game, str) and self.game != "", f"expected a game, got {self.game!r}")
+        for name in ("frame_skip", "screen_size", "stack", "max_episode_frames"):
+            value = getattr(self, name)
+            check(_is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
+        check(
+            _is_int(self.noop_max) and self.noop_max >= 0,
+            f"expected noop_max >= 0, got {self.noop_max!r}",
+        )
+        check(
+            isinstance(self.sticky_actions, (int, float)) and 0 <= self.sticky_actions <= 1,
+            f"expected sticky_actions in [0, 1], got {self.sticky_actions!r}",
+        )
 
-    @classmethod
-    def from_dict(cls, d: dict) -> EnvConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown EnvConfig fields {sorted(unknown)}")
-        return cls(**d)
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def check_game(game: str) -> str:
@@ -90,12 +103,6 @@ def action_meanings(game: str) -> list[str]:
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
     ale.loadROM(roms.get_rom_path(check_game(game)))
     return [a.name for a in ale.getMinimalActionSet()]
-
-
-def stack_indices(t: int, start: int, stack: int = 4) -> list[int]:
-    """Indices of the frames in the stack at step t of an episode that began at step `start`,
-    oldest first; before the episode has `stack` frames the first frame fills the gap."""
-    return [max(t - stack + 1 + i, start) for i in range(stack)]
 
 
 class FrameStacker:
@@ -285,8 +292,50 @@ class VectorAtariEnv(gym.vector.VectorWrapper):
         return self.stacker.obs.copy(), rewards.astype(np.float64), terminated, truncated, info
 
 
+class SyncAtariEnv(gym.vector.SyncVectorEnv):
+    """`make_env`s stepped in this process (one env that can render, or a few for tests)."""
+
+    def __init__(self, config: EnvConfig, num_envs: int, render_mode: str | None = None):
+        super().__init__(
+            [lambda: AtariEnv(config, render_mode) for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        self.config, self.action_meanings = config, self.envs[0].action_meanings
+
+
+class AsyncAtariEnv(gym.vector.AsyncVectorEnv):
+    """`make_env`s in worker processes, each info carrying "ram" (N, 128) for RAM experts."""
+
+    def __init__(self, config: EnvConfig, num_envs: int):
+        super().__init__(
+            [lambda: AtariEnv(config) for _ in range(num_envs)],
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
+        self.config, self.action_meanings = config, action_meanings(config.game)
+
+
 def make_vector_env(
-    game: str = "breakout", num_envs: int = 8, num_threads: int | None = None, **overrides
-) -> VectorAtariEnv:
-    """N envs with exactly `make_env`'s preprocessing. `overrides` are EnvConfig fields."""
-    return VectorAtariEnv(EnvConfig(game=game, **overrides), num_envs, num_threads)
+    game: str = "breakout",
+    num_envs: int = 8,
+    num_threads: int | None = None,
+    *,
+    ram: bool = False,
+    render_mode: str | None = None,
+    config: EnvConfig | None = None,
+    **overrides,
+) -> gym.vector.VectorEnv:
+    """N envs with exactly `make_env`'s preprocessing and same-step autoreset.
+
+    Default: ale-py's C++ vector env (fastest). `ram=True`: gymnasium envs whose info holds
+    "ram" (N, 128), for the RAM experts; `render_mode`: one in-process env that renders.
+    `config` (an EnvConfig) or `game` and `overrides` (EnvConfig fields) set the preprocessing.
+    Every kind has `.config` and `.action_meanings`.
+    """
+    config = config if config is not None else EnvConfig(game=game, **overrides)
+    if num_envs < 1:
+        raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+    if render_mode is not None:
+        return SyncAtariEnv(config, num_envs, render_mode)
+    if ram:
+        return SyncAtariEnv(config, 1) if num_envs == 1 else AsyncAtariEnv(config, num_envs)
+    return VectorAtariEnv(config, num_envs, num_threads)

@@ -2,29 +2,28 @@
 
 Env i plays a fixed quota of episodes (N // envs, one more for the first N % envs) and only
 its first `quota` episodes count. Stopping at the first N episodes to finish would over-sample
-short, low-scoring ones. Policies run on `make_vector_env` (C++ envs) through a StatefulAgent
-whose hidden state stays on the device and is reset per env at each episode start. RAM experts
-run on gymnasium's AsyncVectorEnv over `make_env` (the C++ vector env does not expose RAM),
-with the same preprocessing and the same same-step autoreset.
+short, low-scoring ones. Policies run on the C++ vector env through a StatefulAgent whose
+hidden state stays on the device and is reset per env at each episode start; RAM experts run
+on RAM envs with the same preprocessing. Both go through `cfcclone.rollout`, the one loop.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import time
 from dataclasses import asdict, dataclass
 
-import gymnasium as gym
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from cfcclone.agent import StatefulAgent, check_policy_matches_env
-from cfcclone.envs import AtariEnv, EnvConfig, make_vector_env
-from cfcclone.experts import AgentExpert
+from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 
 
 @dataclass
 class EvalResult:
+    """Returns and lengths of the evaluated episodes, and the env steps and time it took."""
+
     returns: list[float]
     lengths: list[int]
     steps: int
@@ -59,58 +58,29 @@ class EvalResult:
         )
 
 
-@contextmanager
-def rollout_threads(device):
-    """One torch thread while rolling out on the CPU: the env's C++ threads need the cores, and
-    torch's spinning OpenMP threads fighting them made 2-env rollouts 40x slower here."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def make_ram_vector_env(config: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
-    """`num_envs` processes of `make_env`, whose info carries "ram" (N, 128)."""
-    env = gym.vector.AsyncVectorEnv(
-        [lambda: AtariEnv(config) for _ in range(num_envs)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    env.action_meanings = AtariEnv(config).action_meanings
-    return env
+def _check_episodes(episodes: int) -> None:
+    if episodes < 1:
+        raise ValueError(f"expected episodes >= 1, got {episodes}")
 
 
 def run_episodes(actor, env, episodes: int, seed: int = 0, progress: bool = False) -> EvalResult:
-    """Play exactly `episodes` episodes with the quota rule; `actor.act(obs, info, start)`."""
-    import time
-
-    if episodes < 1:
-        raise ValueError(f"expected episodes >= 1, got {episodes}")
+    """Play exactly `episodes` episodes of `actor` (a rollout Actor) with the quota rule."""
+    _check_episodes(episodes)
     n = env.num_envs
     quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
     returns: list[list[float]] = [[] for _ in range(n)]
     lengths: list[list[int]] = [[] for _ in range(n)]
-    running, length = np.zeros(n), np.zeros(n, dtype=np.int64)
-    obs, info = env.reset(seed=seed)
-    start = np.ones(n, dtype=bool)
-    steps, t0 = 0, time.perf_counter()
+    tally, steps, t0 = EpisodeTally(n), 0, time.perf_counter()
     with tqdm(total=episodes, desc="eval", unit="ep", disable=not progress) as bar:
-        while any(len(returns[i]) < quota[i] for i in range(n)):
-            obs, reward, terminated, truncated, info = env.step(actor.act(obs, info, start))
-            running += reward
-            length += 1
+        for t in rollout(env, actor, seed):
             steps += n
-            start = terminated | truncated
-            for i in np.flatnonzero(start):
+            for i, ret, length in tally.update(t):
                 if len(returns[i]) < quota[i]:
-                    returns[i].append(float(running[i]))
-                    lengths[i].append(int(length[i]))
+                    returns[i].append(ret)
+                    lengths[i].append(length)
                     bar.update(1)
-            running[start], length[start] = 0.0, 0
+            if all(len(returns[i]) >= quota[i] for i in range(n)):
+                break
     flat = lambda xs: [x for per_env in xs for x in per_env]  # noqa: E731
     return EvalResult(flat(returns), flat(lengths), steps, time.perf_counter() - t0)
 
@@ -124,16 +94,27 @@ def evaluate_policy(
     device="cpu",
     progress: bool = False,
 ) -> EvalResult:
-    """Greedy closed-loop returns of `policy` on `env_config`'s game and preprocessing."""
-    if episodes < 1:
-        raise ValueError(f"expected episodes >= 1, got {episodes}")
-    env = make_vector_env(num_envs=min(envs, episodes), **env_config.to_dict())
+    """Greedy closed-loop returns of `policy` (a ConvCfC) on `env_config`'s game and
+    preprocessing.
+
+        from cfcclone import evaluate_policy, load_policy
+        loaded = load_policy("checkpoints/breakout_nature.safetensors")
+        print(evaluate_policy(loaded.policy, loaded.env_config, episodes=10).line())
+
+    Args:
+        episodes: episodes to score, a fixed quota per env.
+        envs: vector envs (at most `episodes`).
+        seed: the reset seed of the vector env.
+        device: cpu, cuda or cuda:N: where the policy and its hidden state live.
+    """
+    _check_episodes(episodes)
+    env = make_vector_env(num_envs=min(envs, episodes), config=env_config)
     check_policy_matches_env(policy, env.action_meanings)
     was_training = policy.training
     agent = StatefulAgent(policy, env.num_envs, device)
     try:
         with rollout_threads(device):
-            return run_episodes(AgentExpert(agent), env, episodes, seed, progress)
+            return run_episodes(agent, env, episodes, seed, progress)
     finally:
         env.close()
         policy.train(was_training)
@@ -147,12 +128,12 @@ def evaluate_expert(
     seed: int = 0,
     progress: bool = False,
 ) -> EvalResult:
-    """Returns of an expert ("scripted", a checkpoint, a callable) by the same protocol."""
+    """Returns of an expert ("planner", "tracker", a checkpoint, a callable) by the same
+    protocol, on RAM envs (the experts read the emulator)."""
     from cfcclone.experts import make_expert
 
-    if episodes < 1:
-        raise ValueError(f"expected episodes >= 1, got {episodes}")
-    env = make_ram_vector_env(env_config, min(envs, episodes))
+    _check_episodes(episodes)
+    env = make_vector_env(num_envs=min(envs, episodes), config=env_config, ram=True)
     try:
         expert = make_expert(expert_spec, env_config.game, num_envs=env.num_envs)
         return run_episodes(expert, env, episodes, seed, progress)

@@ -1,18 +1,22 @@
 """`cfcclone play`: one env live, in a window or recorded to a GIF or MP4.
 
-The agent's hidden state is carried through each episode and reset at the next. Recording
-renders the emulator's RGB screen (210x160), so it works headless; a window needs a display.
+The agent's hidden state is carried through each episode and reset at the next; the episodes
+run through `cfcclone.rollout`, the same loop as evaluation. Recording renders the emulator's
+RGB screen (210x160), so it works headless; a window needs a display.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from cfcclone.agent import StatefulAgent
-from cfcclone.envs import AtariEnv
+from cfcclone.atomic import atomic_path
+from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.rollout import rollout
 
 
 def has_display() -> bool:
@@ -24,57 +28,74 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 30) -> No
     path = Path(path)
     if not frames:
         raise ValueError("no frames to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    if path.suffix == ".gif":
-        from PIL import Image
-
-        images = [Image.fromarray(f) for f in frames]
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=1000 // fps, loop=0)
-    elif path.suffix == ".mp4":
+    if path.suffix not in (".gif", ".mp4"):
+        raise ValueError(f"expected a .gif or .mp4 path, got {path}")
+    if path.suffix == ".mp4":
         try:
             import imageio.v2 as imageio
         except ImportError:
-            raise ValueError("MP4 needs imageio[ffmpeg]: pip install 'cfcclone[video]'") from None
-        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-    else:
-        raise ValueError(f"expected a .gif or .mp4 path, got {path}")
-    os.replace(tmp, path)
+            raise ValueError(
+                "MP4 needs imageio with ffmpeg: pip install 'cfcclone[video]'"
+            ) from None
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in frames]
+            ms = 10 * max(1, round(100 / fps))  # GIF keeps whole centiseconds
+            images[0].save(
+                tmp, format="GIF", save_all=True, append_images=images[1:], duration=ms, loop=0
+            )
+        else:
+            imageio.mimwrite(tmp, frames, format="FFMPEG", fps=fps, macro_block_size=1)
 
 
 def play(
     policy,
+    env_config: EnvConfig,
     episodes: int = 1,
-    render: str | None = None,
+    render: Literal["human"] | None = None,
     record: str | Path | None = None,
     seed: int = 0,
     max_steps: int | None = None,
     frame_every: int = 2,
 ) -> list[float]:
-    """Play `episodes` with `policy` on its own game; returns the returns.
+    """Play `episodes` with `policy` (a ConvCfC) on `env_config`; returns the returns.
 
-    render="human" opens a window; `record` writes every `frame_every`-th step to a file.
+    Episode k is reset with seed + k. render="human" opens a window; `record` writes every
+    `frame_every`-th step to a .gif or .mp4 (about 2x real time).
+
+        from cfcclone import load_policy, play
+        loaded = load_policy("checkpoints/breakout_nature.safetensors")
+        play(loaded.policy, loaded.env_config, record="breakout.gif", max_steps=500)
+
+    Args:
+        episodes: episodes to play.
+        render: human opens a window (needs a display).
+        record: write a .gif or .mp4 of the play (headless).
+        seed: episode k is reset with seed + k.
+        max_steps: cut each episode after this many steps.
+        frame_every: record every n-th step.
     """
     if render == "human" and not has_display():
         raise ValueError("--render human needs a display; use --record out.gif to record instead")
     render_mode = "human" if render == "human" else ("rgb_array" if record else None)
-    env = AtariEnv(policy.env_config, render_mode=render_mode)
+    env = make_vector_env(num_envs=1, config=env_config, render_mode=render_mode or "rgb_array")
     agent = StatefulAgent.for_env(policy, env)
     frames, returns = [], []
     try:
         for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
-            start, total, steps, done = True, 0.0, 0, False
-            while not done and (max_steps is None or steps < max_steps):
-                action = agent.act(obs[None], np.array([start]))[0]
-                obs, reward, terminated, truncated, _ = env.step(int(action))
-                total, start, done = total + reward, False, terminated or truncated
+            total, steps = 0.0, 0
+            for t in rollout(env, agent, seed + episode):
+                total += float(t.reward[0])
                 if record and steps % frame_every == 0:
-                    frames.append(env.render())
+                    frames.append(env.render()[0])
                 steps += 1
+                if t.done[0] or (max_steps is not None and steps >= max_steps):
+                    break
             returns.append(total)
     finally:
         env.close()
     if record:
-        write_video(record, frames, fps=max(1, 30 // frame_every))  # about 2x real time
+        write_video(record, frames, fps=max(1, 30 // frame_every))
     return returns

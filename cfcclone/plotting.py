@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cfcclone.atomic import atomic_path
+
+
+class PlottingUnavailable(ValueError):
+    """matplotlib is not installed (the 'plot' extra)."""
+
 
 def read_metrics(run: str | Path) -> list[dict]:
     path = Path(run) / "metrics.jsonl"
@@ -14,14 +20,21 @@ def read_metrics(run: str | Path) -> list[dict]:
 
 
 def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
-    """Write RUN/curves.png (or `out`) and return its path. Needs matplotlib (extra 'plot')."""
+    """Write the run's curves as a PNG and return its path. Needs matplotlib (extra 'plot').
+
+    Args:
+        run: a run folder (of cfcclone train) holding metrics.jsonl.
+        out: where to write the PNG (default RUN/curves.png).
+    """
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'cfcclone[plot]'") from None
+        raise PlottingUnavailable(
+            "plotting needs matplotlib: pip install 'cfcclone[plot]'"
+        ) from None
     rows = read_metrics(run)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     series = [
@@ -40,6 +53,7 @@ def plot_run(run: str | Path, out: str | Path | None = None) -> Path:
             ax.legend()
     fig.tight_layout()
     out = Path(out) if out else Path(run) / "curves.png"
-    fig.savefig(out, dpi=100)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return out

@@ -24,25 +24,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from cfcclone.atomic import atomic_write_text
 from cfcclone.checkpoint import load_policy
+from cfcclone.config import replace_path
 from cfcclone.dagger import DaggerConfig, run_dagger
 from cfcclone.data import collect
-from cfcclone.data.format import MANIFEST, atomic_write_text, read_manifest
+from cfcclone.data.format import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_expert, evaluate_policy
-from cfcclone.training import TrainConfig, Trainer
+from cfcclone.models import PolicyConfig
+from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig
 
 METHODS = ("bc-zero", "bc-burn-in", "bc-stored", "dagger")
 
 
 def _data(args, name: str, frames: int) -> Path:
     path = Path(args.out) / name
-    done = (path / MANIFEST).exists() and read_manifest(path).get("status") == "complete"
+    done = (path / MANIFEST).exists() and Manifest.read(path).status == "complete"
     if not done:
         collect(
             path,
@@ -58,16 +60,11 @@ def _data(args, name: str, frames: int) -> Path:
 
 def _recipe(args, seed: int) -> TrainConfig:
     return TrainConfig(
-        data="",
-        out="",
-        encoder=args.encoder,
-        seq_len=args.seq_len,
+        policy=PolicyConfig(encoder=args.encoder),
+        optim=OptimConfig(lr=args.lr, warmup=args.warmup, schedule="cosine", class_weights="sqrt"),
+        window=WindowConfig(seq_len=args.seq_len),
         batch=args.batch,
-        lr=args.lr,
-        warmup=args.warmup,
-        schedule="cosine",
         batches_per_epoch=args.batches_per_epoch,
-        class_weights="sqrt",
         eval_episodes=args.epoch_episodes,
         eval_envs=4,
         seed=seed,
@@ -78,31 +75,31 @@ def _train(args, method: str, seed: int, run: Path) -> Path:
     if method == "dagger":
         init_epochs = args.epochs - args.rounds * args.round_epochs
         init_labels = args.labels // 2
+        # a round starts from trained weights: a short warmup, then the cosine decay
+        recipe = {"epochs": args.round_epochs, "optim.warmup": args.round_warmup}
         config = DaggerConfig(
             init=str(_data(args, "data_half", init_labels)),
             out=str(run),
-            game=args.game,
             expert=args.expert,
             rounds=args.rounds,
             labels_per_round=(args.labels - init_labels) // args.rounds,
             envs=8,
-            # a round starts from trained weights: a short warmup, then the cosine decay
-            train=replace(_recipe(args, seed), epochs=args.round_epochs, warmup=args.round_warmup),
+            train=replace_path(_recipe(args, seed), recipe),
             init_epochs=init_epochs,
-            eval_episodes=args.epoch_episodes,
-            seed=seed,
+            round_eval_episodes=args.epoch_episodes,
         )
         run_dagger(config, resume=(run / "dagger.json").exists())
         return Path(json.loads((run / "dagger.json").read_text())["student"])
     horizon = method.removeprefix("bc-")
-    config = replace(
+    seq_len = args.seq_len + (args.burn_in if horizon == "burn-in" else 0)
+    config = replace_path(
         _recipe(args, seed),
-        data=str(_data(args, "data", args.labels)),
-        out=str(run),
-        epochs=args.epochs,
-        horizon=horizon,
-        burn_in=args.burn_in,
-        seq_len=args.seq_len + (args.burn_in if horizon == "burn-in" else 0),
+        {
+            "data": str(_data(args, "data", args.labels)),
+            "out": str(run),
+            "epochs": args.epochs,
+            "window": WindowConfig(seq_len=seq_len, horizon=horizon, burn_in=args.burn_in),
+        },
     )
     Trainer(config, resume=(run / "train_state.safetensors").exists()).fit()
     return run / "best.safetensors"
@@ -115,8 +112,8 @@ def run_one(args, method: str, seed: int) -> dict:
         return json.loads(done.read_text())
     print(f"== {method}, seed {seed}", flush=True)
     checkpoint = _train(args, method, seed, run)
-    policy = load_policy(checkpoint)
-    result = evaluate_policy(policy, policy.env_config, args.episodes, 16, seed=1000 + seed)
+    loaded = load_policy(checkpoint)
+    result = evaluate_policy(loaded.policy, loaded.env_config, args.episodes, 16, 1000 + seed)
     row = {"method": method, "seed": seed, "checkpoint": str(checkpoint), **result.summary()}
     atomic_write_text(done, json.dumps(row))
     print(f"   {method} seed {seed}: {result.line()}", flush=True)

@@ -17,13 +17,14 @@ import sys
 from pathlib import Path
 
 from cfcclone.data import collect
-from cfcclone.data.format import MANIFEST, read_manifest
+from cfcclone.data.format import MANIFEST, Manifest
 from cfcclone.data.ncps_format import import_ncps
-from cfcclone.training import TrainConfig, Trainer
+from cfcclone.models import PolicyConfig
+from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig
 
 
 def prepare_data(args, data: Path) -> None:
-    if (data / MANIFEST).exists() and read_manifest(data).get("status", "complete") == "complete":
+    if (data / MANIFEST).exists() and Manifest.read(data).status == "complete":
         print(f"reusing {data}")
     elif args.ncps_data:
         import_ncps(args.ncps_data, data, game=args.game)
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--ncps-data", help="a folder of the tutorial's {train,val}_*.npz files")
     p.add_argument("--out", default="runs/tutorial")
     p.add_argument("--game", default="breakout")
-    p.add_argument("--expert", default="tracker", help="the scripted expert: tracker or scripted")
+    p.add_argument("--expert", default="tracker", help="the scripted expert: tracker or planner")
     p.add_argument("--frames", type=int, default=300_000, help="scripted-expert frames")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--device", default="auto")
@@ -64,10 +65,10 @@ def main(argv=None) -> int:
     config = TrainConfig(
         data=str(data),
         out=str(run),
-        encoder="tutorial",
-        lr=1e-4,
+        policy=PolicyConfig(encoder="tutorial"),
+        optim=OptimConfig(lr=1e-4),
+        window=WindowConfig(seq_len=32),
         batch=32,
-        seq_len=32,
         epochs=args.epochs,
         eval_episodes=10,
         eval_envs=10,

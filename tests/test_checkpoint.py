@@ -7,8 +7,15 @@ import torch
 from safetensors.torch import save_file
 
 from cfcclone import ConvCfC, PolicyConfig, StatefulAgent, make_vector_env
-from cfcclone.checkpoint import CheckpointError, load_policy, read_config, save_policy
+from cfcclone.checkpoint import (
+    CheckpointError,
+    LoadedPolicy,
+    load_policy,
+    read_config,
+    save_policy,
+)
 from cfcclone.envs import EnvConfig
+from cfcclone.training import OptimConfig, TrainConfig
 
 
 def _policy(n_actions=4, meanings=("NOOP", "FIRE", "RIGHT", "LEFT")):
@@ -24,16 +31,19 @@ def _policy(n_actions=4, meanings=("NOOP", "FIRE", "RIGHT", "LEFT")):
 def test_save_load_round_trips_exactly(tmp_path):
     policy = _policy()
     path = tmp_path / "p.safetensors"
-    save_policy(path, policy, EnvConfig(game="breakout", sticky_actions=0.1), epoch=7)
+    train = TrainConfig(data="d", out="o", optim=OptimConfig(lr=3e-4, schedule="cosine"))
+    save_policy(path, policy, EnvConfig(game="breakout", sticky_actions=0.1), 7, None, train)
     loaded = load_policy(path)
-    assert not loaded.training
-    assert loaded.config == policy.config
+    assert isinstance(loaded, LoadedPolicy) and not loaded.policy.training
+    assert loaded.policy.config == policy.config
     assert loaded.env_config == EnvConfig(game="breakout", sticky_actions=0.1)
-    a, b = policy.state_dict(), loaded.state_dict()
+    assert loaded.train_config == train and loaded.epoch == 7
+    assert not hasattr(loaded.policy, "env_config")  # nothing is attached to the module
+    a, b = policy.state_dict(), loaded.policy.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     obs = torch.randint(0, 256, (2, 3, 4, 84, 84), dtype=torch.uint8)
     with torch.no_grad():
-        assert torch.equal(policy(obs)[0], loaded(obs)[0])
+        assert torch.equal(policy(obs)[0], loaded.policy(obs)[0])
     config = read_config(path)
     assert config["epoch"] == 7 and set(config["versions"]) == {"cfcclone", "ncps", "torch"}
 
@@ -74,7 +84,7 @@ def test_six_action_checkpoint_in_a_four_action_env_raises(tmp_path):
     meanings = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
     save_policy(path, _policy(6, meanings), EnvConfig(game="pong"))
     with pytest.raises(ValueError, match=r"policy has 6 actions but the env has 4"):
-        StatefulAgent.for_env(load_policy(path), make_vector_env("breakout", 2))
+        StatefulAgent.for_env(load_policy(path).policy, make_vector_env("breakout", 2))
 
 
 def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
@@ -83,8 +93,10 @@ def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
     import numpy as np
 
     path = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_nature.safetensors"
-    policy = load_policy(path)
-    assert policy.env_config == EnvConfig(game="breakout")  # the env defaults: what play uses
+    loaded = load_policy(path)
+    assert loaded.env_config == EnvConfig(game="breakout")  # the env defaults: what play uses
+    assert loaded.train_config is None  # saved before checkpoints held their TrainConfig
+    policy = loaded.policy
     assert policy.config.encoder == "nature" and not policy.training
     env = make_vector_env("breakout", 2, max_episode_frames=400)
     agent = StatefulAgent.for_env(policy, env)
@@ -96,3 +108,28 @@ def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
         obs, _, term, trunc, _ = env.step(actions)
         start = term | trunc
     assert {2, 3} <= moves  # it moves the paddle both ways
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda c: c.pop("policy"), "policy: expected a JSON object"),
+        (lambda c: c.pop("env"), "env: expected a JSON object"),
+        (lambda c: c["policy"].pop("n_actions"), "expected 0 action meanings, got 4"),
+        (lambda c: c["policy"].update(units="64"), "policy.units: expected int, got '64'"),
+        (lambda c: c["policy"].update(units=0), "expected units >= 1, got 0"),
+        (lambda c: c["env"].update(stack=0), "expected stack >= 1, got 0"),
+        (lambda c: c["env"].update(sticky_actions=2.0), "expected sticky_actions in"),
+        (lambda c: c["env"].update(colour=True), r"env: unknown fields \['colour'\]"),
+        (lambda c: c.update(train={"optim": {"lr": -1}}), "expected lr >= 0, got -1"),
+    ],
+)
+def test_bad_stored_configs_raise_the_checkpoint_error(tmp_path, change, why):
+    path = tmp_path / "p.safetensors"
+    save_policy(path, _policy(), EnvConfig())
+    config = read_config(path)
+    change(config)
+    tensors = dict(_policy().state_dict())
+    save_file(tensors, tmp_path / "bad.safetensors", metadata={"cfcclone": json.dumps(config)})
+    with pytest.raises(CheckpointError, match=f"bad.safetensors: bad stored config.*{why}"):
+        load_policy(tmp_path / "bad.safetensors")

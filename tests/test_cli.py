@@ -8,6 +8,7 @@ from PIL import Image
 from cfcclone.cli import main
 
 
+@pytest.mark.slow
 def test_tiny_end_to_end_run(tmp_path, capsys):
     data, run = tmp_path / "data", tmp_path / "run"
     assert (
@@ -17,7 +18,7 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
                 "--game",
                 "breakout",
                 "--expert",
-                "cfcclone.bench:follow_ball",
+                "cfcclone.experts.follower:follow_ball",
                 "--frames",
                 "2000",
                 "--envs",
@@ -87,11 +88,12 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["stats", str(tmp_path)]) == 2
     assert "no manifest" in capsys.readouterr().err
     assert main(["eval", "--expert", "scripted", "--game", "tennis", "--episodes", "1"]) == 2
-    assert "no scripted expert for 'tennis'" in capsys.readouterr().err
+    assert "no planner for 'tennis'" in capsys.readouterr().err
     assert main(["play", str(tmp_path / "nope.safetensors"), "--record", "x.gif"]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dagger_command_runs_a_round(tmp_path, capsys):
     from cfcclone import ConvCfC, PolicyConfig
     from cfcclone.checkpoint import save_policy
@@ -110,5 +112,59 @@ def test_dagger_command_runs_a_round(tmp_path, capsys):
     row = json.loads((tmp_path / "d" / "metrics.jsonl").read_text())
     assert row["labels"] == 64 and len(row["returns"]) == 1
     state = json.loads((tmp_path / "d" / "dagger.json").read_text())
-    assert state["config"]["train"]["horizon"] == "stored" and state["config"]["eval_episodes"] == 1
+    assert state["config"]["train"]["window"]["horizon"] == "stored"
+    assert state["config"]["round_eval_episodes"] == 1
     assert state["student"].endswith("round01/best.safetensors")
+
+
+@pytest.mark.slow
+def test_init_and_resume_take_the_stored_recipe(tmp_path, capsys):
+    """train --init and dagger start from the checkpoint's TrainConfig, --resume from the run's:
+    only what changes is typed."""
+    from cfcclone.checkpoint import load_policy
+    from cfcclone.data import collect
+    from cfcclone.experts.follower import follow_ball
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    collect(data, "breakout", follow_ball, 600, envs=1, progress=False, max_episode_frames=800)
+    recipe = "--encoder nature --units 8 --seq-len 8 --batch 2 --lr 3e-4 --schedule cosine"
+    recipe = [*recipe.split(), "--batches-per-epoch", "2", "--eval-episodes", "0"]
+    assert main(["train", "--data", str(data), "--out", str(run), "--epochs", "1", *recipe]) == 0
+    first = load_policy(run / "last.safetensors").train_config
+    assert first.optim.lr == 3e-4 and first.policy.units == 8 and first.epochs == 1
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    resumed = load_policy(run / "last.safetensors")
+    assert resumed.epoch == 2 and resumed.train_config.optim == first.optim
+    tuned = tmp_path / "tuned"
+    init = ["--init", str(run / "best.safetensors"), "--data", str(data), "--out", str(tuned)]
+    assert main(["train", *init, "--epochs", "1", "--warmup", "5"]) == 0
+    config = load_policy(tuned / "last.safetensors").train_config
+    assert config.optim.lr == 3e-4 and config.optim.warmup == 5 and config.window.seq_len == 8
+    assert config.init == str(run / "best.safetensors") and config.out == str(tuned)
+    args = ["dagger", "--init", str(tuned / "best.safetensors"), "--out", str(tmp_path / "d")]
+    args += ["--expert", "cfcclone.experts.follower:follow_ball", "--rounds", "1"]
+    args += ["--labels-per-round", "32", "--envs", "1", "--round-eval-episodes", "0"]
+    assert main([*args, "--epochs", "1"]) == 0
+    state = json.loads((tmp_path / "d" / "dagger.json").read_text())
+    assert state["config"]["train"]["optim"] == {**config.optim.to_dict()}
+    assert state["config"]["train"]["window"]["seq_len"] == 8
+    capsys.readouterr()
+
+
+def test_every_help_is_generated_and_readable(capsys):
+    from cfcclone.cli import build_parser
+    from cfcclone.config import field_docs
+    from cfcclone.training import OptimConfig
+
+    for command in ("collect", "train", "dagger", "demo", "eval", "play", "bench"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "(default:" in text and "usage: cfcclone " + command in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert field_docs(OptimConfig)["lr"] in text  # the field's docstring is the help
+    assert "--schedule {constant,cosine}" in text  # the Literal's values are the choices
+    args = build_parser().parse_args(["train", "--out", "x"])
+    assert args.out == "x" and not hasattr(args, "optim.lr")  # untyped options stay unset

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from cfcclone.bench import follow_ball
 from cfcclone.data import DatasetError, SequenceDataset, collect, expand_stacks
 from cfcclone.data.dataset import describe
 from cfcclone.data.format import list_shards
 from cfcclone.envs import make_env
+from cfcclone.experts.follower import follow_ball
 
 SHORT = dict(max_episode_frames=1200)  # 300-step episodes keep the tests fast
 
@@ -42,7 +42,7 @@ def test_dataset_stacks_equal_the_env_observations(dataset_dir):
     shard, seg = ds.segments[1]
     env = make_env("breakout", **SHORT)
     obs, _ = env.reset(seed=seg.seed)
-    actions = ds._actions[shard][seg.step_offset : seg.step_offset + seg.length]
+    actions = ds.actions(1, 0, seg.length)
     seen = [obs]
     for a in actions[:-1]:
         obs, *_ = env.step(int(a))
@@ -91,6 +91,11 @@ def test_split_by_episode_leaks_nothing(dataset_dir):
     assert train.steps + val.steps == everything.steps
     # Same seed, same split; another seed, another split.
     assert key(SequenceDataset(dataset_dir, split="val", val_fraction=0.3)) == key(val)
+    others = [
+        key(SequenceDataset(dataset_dir, split="val", val_fraction=0.3, seed=s)) for s in (1, 2, 3)
+    ]
+    assert any(o != key(val) for o in others)
+    assert all(len(o) == len(key(val)) for o in others)  # the same share, other episodes
 
 
 def test_describe_counts_actions_and_returns(dataset_dir):
@@ -103,15 +108,18 @@ def test_describe_counts_actions_and_returns(dataset_dir):
 def _collect_cmd(out, frames):
     code = (
         "from cfcclone.data import collect; "
-        f"collect({str(out)!r}, 'breakout', 'cfcclone.bench:follow_ball', frames={frames}, envs=1, "
-        "seed=3, progress=False, max_episode_frames=1200)"
+        f"collect({str(out)!r}, 'breakout', 'cfcclone.experts.follower:follow_ball', "
+        f"frames={frames}, envs=1, seed=3, progress=False, max_episode_frames=1200)"
     )
     return [sys.executable, "-c", code]
 
 
+@pytest.mark.slow
 def test_killed_collection_is_readable_and_resume_completes_it(tmp_path):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    same = dict(game="breakout", expert="cfcclone.bench:follow_ball", frames=1200, envs=1, seed=3)
+    same = dict(
+        game="breakout", expert="cfcclone.experts.follower:follow_ball", frames=1200, envs=1, seed=3
+    )
     collect(whole, **same, progress=False, **SHORT)
     proc = subprocess.Popen(_collect_cmd(crashed, 1200), start_new_session=True)
     deadline = time.time() + 120
@@ -183,7 +191,17 @@ def test_missing_or_foreign_manifest(tmp_path):
     with pytest.raises(DatasetError, match="no manifest"):
         SequenceDataset(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(DatasetError, match=r"manifest.json: missing fields \['action_meanings'"):
+        SequenceDataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(DatasetError, match="manifest.json: expected a JSON object, got list"):
+        SequenceDataset(tmp_path)
+    good = {"game": "breakout", "env": {}, "action_meanings": ["NOOP"], "expert": "x"}
+    (tmp_path / "manifest.json").write_text(json.dumps({**good, "format_version": 99}))
     with pytest.raises(DatasetError, match="expected format_version 1, got 99"):
+        SequenceDataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({**good, "colour": 1}))
+    with pytest.raises(DatasetError, match=r"unknown fields \['colour'\]"):
         SequenceDataset(tmp_path)
 
 
@@ -218,8 +236,7 @@ def test_a_checkpoint_expert_is_recorded_faithfully(tmp_path):
 def _episode_stacks(ds, k):
     """The stacks of every step of segment k, padded at its start as the env pads at reset."""
     length = ds.segments[k][1].length
-    shard, rows = ds._frame_rows(k, 0, length)
-    return expand_stacks(torch.from_numpy(np.array(ds._frames[shard][rows]))[None])[0]
+    return expand_stacks(torch.from_numpy(ds.frames(k, 0, length))[None])[0]
 
 
 def test_expand_stacks_pads_a_new_episode_inside_a_window():
@@ -253,9 +270,7 @@ def test_streams_play_whole_episodes_back_to_back(tmp_path):
             # each stretch is one episode from its first step, whole unless the stream ends
             k = next(k for k, r in enumerate(reference) if torch.equal(r[: hi - lo], obs[lo:hi]))
             assert hi - lo == lengths[k] or hi == len(start)
-            shard, seg = ds.segments[k]
-            steps = ds._actions[shard][seg.step_offset : seg.step_offset + hi - lo]
-            assert actions[lo:hi].tolist() == steps.tolist()
+            assert actions[lo:hi].tolist() == ds.actions(k, 0, hi - lo).tolist()
     assert crossed > 0  # some windows ran from one episode into the next
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from cfcclone.envs import (
     FIRE_STEPS,
@@ -9,7 +10,6 @@ from cfcclone.envs import (
     action_meanings,
     make_env,
     make_vector_env,
-    stack_indices,
 )
 
 DETERMINISTIC = dict(sticky_actions=0.0, noop_max=0)
@@ -65,10 +65,15 @@ def test_vector_env_frames_slide_by_one_step():
         prev = obs
 
 
-def test_stack_indices_pad_with_the_episode_start():
-    assert stack_indices(10, 0) == [7, 8, 9, 10]
-    assert stack_indices(10, 9) == [9, 9, 9, 10]
-    assert stack_indices(5, 5) == [5, 5, 5, 5]
+def test_dataset_stacks_pad_with_the_episode_start_as_the_env_does():
+    from cfcclone.data import expand_stacks
+
+    frames = torch.arange(13).reshape(1, 13, 1, 1)  # step t's newest frame is t + 3
+    start = torch.zeros(1, 10, dtype=torch.bool)
+    start[0, 6] = True  # a new episode begins at step 6, with frame 9
+    stacks = expand_stacks(frames, start)[0, :, :, 0, 0].tolist()
+    assert stacks[5] == [5, 6, 7, 8]
+    assert stacks[6] == [9, 9, 9, 9] and stacks[7] == [9, 9, 9, 10] and stacks[9] == [9, 10, 11, 12]
 
 
 def _noop_until_life_lost(env, steps=400):
@@ -143,5 +148,5 @@ def test_bad_actions_raise(bad):
 def test_config_round_trips_and_rejects_unknown_fields():
     cfg = EnvConfig(game="pong", sticky_actions=0.0)
     assert EnvConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown EnvConfig fields"):
+    with pytest.raises(ValueError, match=r"EnvConfig: unknown fields \[.clip.\]"):
         EnvConfig.from_dict({"game": "pong", "clip": True})

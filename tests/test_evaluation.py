@@ -17,7 +17,7 @@ class _Counter:
     def __init__(self):
         self.starts = []
 
-    def act(self, obs, info, start):
+    def act(self, obs, start, info):
         self.starts.append(start.copy())
         return np.zeros(len(obs), np.int64)
 

@@ -51,10 +51,20 @@ def test_tutorial_state_dict_moves_both_ways_unchanged(tutorial):
 
 
 def test_unknown_encoder_and_mode_name_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown encoder 'resnet'; expected one of \['impala'"):
-        ConvCfC(PolicyConfig(n_actions=4, encoder="resnet"))
-    with pytest.raises(ValueError, match="unknown CfC mode 'fast'"):
-        ConvCfC(PolicyConfig(n_actions=4, mode="fast"))
+    with pytest.raises(ValueError, match=r"unknown encoder 'resnet'; expected one of \['tutorial'"):
+        PolicyConfig(n_actions=4, encoder="resnet")
+    with pytest.raises(ValueError, match=r"unknown mode 'fast'; expected one of \['default'"):
+        PolicyConfig(n_actions=4, mode="fast")
+    with pytest.raises(ValueError, match="expected n_actions >= 1, got 0"):
+        ConvCfC(PolicyConfig(encoder="nature"))
+
+
+def test_the_encoder_choices_are_the_encoders_built():
+    from typing import get_args
+
+    from cfcclone.models.policy import EncoderName
+
+    assert set(get_args(EncoderName)) == set(ENCODERS)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +84,7 @@ def test_bad_observations_raise(obs, message):
 def test_config_round_trips():
     cfg = PolicyConfig(n_actions=4, encoder="impala", action_meanings=["NOOP", "FIRE", "R", "L"])
     assert PolicyConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown PolicyConfig fields"):
+    with pytest.raises(ValueError, match=r"PolicyConfig: unknown fields \[.width.\]"):
         PolicyConfig.from_dict({"n_actions": 4, "width": 3})
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cfcclone.data.dataset import SequenceDataset
-from cfcclone.data.format import DatasetError, Segment, write_manifest, write_shard
+from cfcclone.data.format import DatasetError, Manifest, Segment, write_shard
 from cfcclone.data.ncps_format import export_ncps, import_ncps
 from cfcclone.envs import EnvConfig
 
@@ -25,9 +25,9 @@ def write_episodes(root: Path, shards: dict[str, list[tuple[int, str]]], seed: i
         frames = rng.integers(0, 256, size=(offset, 84, 84), dtype=np.uint8)
         actions = rng.integers(0, 4, size=offset).astype(np.uint8)
         write_shard(root, name, frames, actions, np.ones(offset, np.float32), segments)
-    write_manifest(
-        root, {"env": EnvConfig().to_dict(), "action_meanings": MEANINGS, "game": "breakout"}
-    )
+    Manifest("breakout", EnvConfig(), MEANINGS, "random", source="synthetic").summarized(
+        root
+    ).write(root)
 
 
 def load_dir(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -67,8 +67,8 @@ def test_export_import_round_trip(ours, tmp_path, tutorial):
     assert len(tutorial.AtariCloningDataset(exp1, "val")) == 2
 
     manifest = import_ncps(exp1, imp, progress=False)
-    assert manifest["steps"] == 7 * 32 and manifest["segments"] == 7
-    assert manifest["frames_stored"] == 7 * 35 and manifest["source"] == "ncps"
+    assert manifest.steps == 7 * 32 and manifest.segments == 7
+    assert manifest.frames_stored == 7 * 35 and manifest.source == "ncps"
     export_ncps(imp, exp2, progress=False)
     a, b = load_dir(exp1), load_dir(exp2)
     assert list(a) == list(b)
@@ -92,7 +92,7 @@ def test_import_random_make_data_exactly(tmp_path, tutorial):
     src, imp, exp = tmp_path / "src", tmp_path / "imp", tmp_path / "exp"
     tutorial.main(["make-data", str(src), "--files", "12"])
     manifest = import_ncps(src, imp, progress=False)
-    assert manifest["steps"] == 12 * 32 and manifest["files"] == {"train": 11, "val": 1}
+    assert manifest.steps == 12 * 32 and manifest.files == {"train": 11, "val": 1}
     files = load_dir(src)
     for split in ("train", "val"):
         stacks, actions = all_stacks(imp, split)

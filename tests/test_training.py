@@ -1,49 +1,43 @@
 """Trainer: exact resume, NaN handling, class weights, metrics."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from cfcclone.bench import follow_ball
 from cfcclone.checkpoint import load_policy, save_policy
-from cfcclone.data import collect
+from cfcclone.config import replace_path
 from cfcclone.envs import EnvConfig
 from cfcclone.training import TrainConfig, Trainer, TrainingError, class_weights
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "ds"
-    collect(
-        out,
-        "breakout",
-        follow_ball,
-        frames=900,
-        envs=1,
-        seed=1,
-        progress=False,
-        max_episode_frames=1200,
-    )
-    return out
+def data(follower_data):
+    return follower_data
+
+
+NESTED = {
+    "encoder": "policy",
+    "units": "policy",
+    "seq_len": "window",
+    "horizon": "window",
+    "burn_in": "window",
+    "lr": "optim",
+    "warmup": "optim",
+    "schedule": "optim",
+    "grad_clip": "optim",
+}
 
 
 def _config(data, out, **kw):
-    base = dict(
-        data=str(data),
-        out=str(out),
-        encoder="nature",
-        units=8,
-        seq_len=8,
-        batch=4,
-        lr=1e-3,
-        epochs=2,
-        batches_per_epoch=3,
-        eval_episodes=0,
-        progress=False,
-    )
-    return TrainConfig(**{**base, **kw})
+    """A tiny TrainConfig; nested fields may be given by their own names (lr=...)."""
+    base = dict(data=str(data), out=str(out), encoder="nature", units=8, seq_len=8, batch=4)
+    base.update(lr=1e-3, epochs=2, batches_per_epoch=3, eval_episodes=0, progress=False)
+    values = {**base, **kw}
+    paths = {f"{NESTED[k]}.{k}" if k in NESTED else k: v for k, v in values.items()}
+    return replace_path(TrainConfig(), paths)
 
 
 def _optimizer_tensors(trainer):
@@ -84,10 +78,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path):
     good = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     with torch.no_grad():
         trainer.policy.rnn.fc.weight.fill_(float("nan"))
-    trainer.config.epochs = 2
+    trainer.config = dataclasses.replace(trainer.config, epochs=2)
     with pytest.raises(TrainingError, match=r"loss became nan in epoch 2.*from epoch 1"):
         trainer.fit()
-    kept = load_policy(tmp_path / "run" / "last.safetensors").state_dict()
+    kept = load_policy(tmp_path / "run" / "last.safetensors").policy.state_dict()
     assert all(torch.equal(kept[k], good[k]) for k in good)
 
 
@@ -97,7 +91,10 @@ def test_metrics_and_checkpoints_are_written(data, tmp_path):
     assert {"train_loss", "val_loss", "val_acc", "return_mean", "returns"} <= row.keys()
     assert len(row["returns"]) == 1 and 0 <= row["val_acc"] <= 1
     best = load_policy(tmp_path / "run" / "best.safetensors")
-    assert best.config.action_meanings == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    assert best.policy.config.action_meanings == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    assert best.train_config == _config(
+        data, tmp_path / "run", epochs=1, eval_episodes=1, eval_envs=1
+    )
 
 
 def test_class_weights():

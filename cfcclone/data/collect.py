@@ -1,7 +1,8 @@
 """`cfcclone collect`: expert demonstrations, written shard by shard by parallel workers.
 
-Each of K worker processes plays its own env with its own copy of the expert and writes every
-finished episode as one shard (see `cfcclone.data.format`). Episode j of worker w is reset with
+Each of K worker processes plays its own env with its own copy of the expert, through the one
+rollout loop (`cfcclone.rollout`), and writes every finished episode as one shard through an
+`EpisodeWriter` (see `cfcclone.data.format`). Episode j of worker w is reset with
 the seed `episode_seed(seed, w, j)`, so a collection is deterministic, and `resume=True`
 after a crash continues each worker at its first missing episode and writes exactly what an
 uninterrupted run would have. A worker stops when its share of the frame budget is spent; the
@@ -10,6 +11,7 @@ episode in progress then is kept, marked incomplete.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import pickle
 import queue as queue_module
@@ -21,16 +23,15 @@ from tqdm.auto import tqdm
 
 from cfcclone.data.format import (
     MANIFEST,
-    Segment,
+    EpisodeWriter,
+    Manifest,
     list_shards,
-    read_manifest,
     read_shard_meta,
-    summarize,
     sweep_temporaries,
-    write_manifest,
-    write_shard,
 )
-from cfcclone.envs import AtariEnv, EnvConfig, action_meanings, check_game
+from cfcclone.envs import EnvConfig, action_meanings, check_game, make_vector_env
+from cfcclone.experts import expert_name
+from cfcclone.rollout import rollout
 
 _REPORT_EVERY = 256
 
@@ -57,35 +58,21 @@ def _resume_point(out: Path, worker: int) -> tuple[int, int]:
     return sum(m["steps"] for m in metas), len(metas)
 
 
-def _play_episode(out, env, expert, seed, worker, episode, limit, report) -> int:
-    """Play (up to `limit` steps of) one episode and write it as a shard; returns its steps."""
-    seed = episode_seed(seed, worker, episode)
-    obs, info = env.reset(seed=seed)
-    frames, actions, rewards = [], [], []
-    done, start = False, True
-    while len(actions) < limit and not done:
-        batched = {k: np.asarray(v)[None] for k, v in info.items()}
-        action = expert.act(obs[None], batched, np.array([start]))[0]
-        frames.append(obs[-1])
-        obs, reward, terminated, truncated, info = env.step(int(action))
-        actions.append(info["action"])
-        rewards.append(reward)
-        done, start = terminated or truncated, False
-        if len(actions) % _REPORT_EVERY == 0:
+def _play_episode(writer: EpisodeWriter, env, expert, seed: int, limit: int, report, worker) -> int:
+    """Play (up to `limit` steps of) one episode, reset with `seed`, and write it as a shard;
+    returns its steps. The recorded action is the one ALE executed."""
+    for t in rollout(env, expert, seed):
+        writer.add(t.obs, t.executed, t.reward)
+        steps, done = writer.steps(0), bool(t.done[0])
+        if steps % _REPORT_EVERY == 0:
             report(("steps", worker, _REPORT_EVERY))
-    report(("steps", worker, len(actions) % _REPORT_EVERY))
-    ret = float(np.sum(rewards))
-    segment = Segment(0, 0, len(actions), complete=done, ret=ret, seed=seed)
-    write_shard(
-        out,
-        _shard_name(worker, episode),
-        np.stack(frames),
-        np.asarray(actions),
-        np.asarray(rewards, dtype=np.float32),
-        [segment],
-    )
+        if done or steps >= limit:
+            break
+    report(("steps", worker, steps % _REPORT_EVERY))
+    meta = writer.end(0, complete=done, seed=seed)
+    ret = sum(s["ret"] for s in meta["segments"])
     report(("episode", worker, ret if done else None))
-    return len(actions)
+    return steps
 
 
 def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> None:
@@ -97,32 +84,34 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
     report = getattr(report, "put", report)  # a multiprocessing queue, or a callback
     try:
         torch.set_num_threads(1)
-        env = AtariEnv(EnvConfig.from_dict(env_config))
-        expert = make_expert(expert_spec, env.config.game, num_envs=1)
-        steps, episode = _resume_point(Path(out), worker)
+        config = EnvConfig.from_dict(env_config)
+        env = make_vector_env(num_envs=1, config=config, ram=True)
+        expert = make_expert(expert_spec, config.game, num_envs=1)
+        steps, first = _resume_point(Path(out), worker)
+        writer = EpisodeWriter(out, 1, lambda _, k: _shard_name(worker, first + k))
         while steps < budget:
-            steps += _play_episode(
-                Path(out), env, expert, seed, worker, episode, budget - steps, report
-            )
-            episode += 1
+            episode = first + writer.count[0]
+            seed_j = episode_seed(seed, worker, episode)
+            steps += _play_episode(writer, env, expert, seed_j, budget - steps, report, worker)
         report(("done", worker, None))
     except BaseException:
         report(("error", worker, traceback.format_exc()))
         raise
 
 
-def _prepare(out: Path, settings: dict, resume: bool) -> None:
+def _prepare(out: Path, settings: Manifest, resume: bool) -> None:
     if (out / MANIFEST).exists():
         if not resume:
             raise FileExistsError(
                 f"{out} already holds a dataset; pass --resume to continue it, or another --out"
             )
-        old = read_manifest(out)
+        old = Manifest.read(out)
+        old = dataclasses.replace(old, expert=expert_name(old.expert))  # "scripted" is "planner"
         for key in ("game", "env", "expert", "seed", "workers"):
-            if old.get(key) != settings[key]:
+            if getattr(old, key) != getattr(settings, key):
                 raise ValueError(
-                    f"cannot resume {out}: {key} is {settings[key]!r}, "
-                    f"the dataset has {old.get(key)!r}"
+                    f"cannot resume {out}: {key} is {getattr(settings, key)!r}, "
+                    f"the dataset has {getattr(old, key)!r}"
                 )
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a cfcclone dataset; choose another --out")
@@ -133,64 +122,77 @@ def _prepare(out: Path, settings: dict, resume: bool) -> None:
 def collect(
     out: str | Path,
     game: str = "breakout",
-    expert="scripted",
+    expert="planner",
     frames: int = 100_000,
     envs: int = 2,
     seed: int = 0,
     resume: bool = False,
     progress: bool = True,
     **env_overrides,
-) -> dict:
+) -> Manifest:
     """Collect `frames` expert steps into dataset `out` with `envs` worker processes.
 
-    `expert` is "scripted", a checkpoint path, "module:function" or a picklable callable
-    (any callable where envs == 1: that worker then runs in this process). `env_overrides`
-    are EnvConfig fields. Returns the final manifest.
+    `expert` is "planner", "tracker", a checkpoint path, "module:function" or a picklable
+    callable (any callable where envs == 1: that worker then runs in this process).
+    `env_overrides` are EnvConfig fields. Returns the final Manifest.
+
+        from cfcclone import collect
+        collect("data/breakout", "breakout", "tracker", frames=100_000, envs=2)
+
+    Args:
+        out: the dataset folder to write (or, with resume, to continue).
+        game: the ALE game (snake_case ROM name).
+        expert: planner, tracker, a checkpoint (.safetensors) or module:function.
+        frames: expert steps to record, over all workers.
+        envs: worker processes, each playing its own env.
+        seed: episode j of worker w is reset with a seed derived from (seed, w, j).
+        resume: continue an interrupted collection where its last finished shard left off.
     """
     out = Path(out)
     check_game(game)
     if frames < 1 or envs < 1:
         raise ValueError(f"expected frames >= 1 and envs >= 1, got {frames} and {envs}")
-    env_config = EnvConfig(game=game, **env_overrides).to_dict()
-    name = expert if isinstance(expert, str) else getattr(expert, "__qualname__", repr(expert))
-    settings = {
-        "game": game,
-        "env": env_config,
-        "expert": name,
-        "seed": seed,
-        "workers": envs,
-        "action_meanings": action_meanings(game),
-    }
+    env = EnvConfig(game=game, **env_overrides)
+    settings = Manifest(
+        game=game,
+        env=env,
+        action_meanings=action_meanings(game),
+        expert=expert_name(expert),
+        seed=seed,
+        workers=envs,
+        frames_target=frames,
+        status="collecting",
+    )
     _prepare(out, settings, resume)
-    write_manifest(out, {**settings, "frames_target": frames, "status": "collecting"})
+    settings.write(out)
     budgets = [frames // envs + (w < frames % envs) for w in range(envs)]
+    jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed) for w in range(envs)]
     already = sum(_resume_point(out, w)[0] for w in range(envs))
-    returns = []
-    with tqdm(
-        total=frames,
-        initial=already,
-        unit="frame",
-        unit_scale=True,
-        desc=f"collect {game}",
-        disable=not progress,
-    ) as bar:
-
-        def report(message):
-            kind, worker, value = message
-            if kind == "steps":
-                bar.update(value)
-            elif kind == "episode" and value is not None:
-                returns.append(value)
-                bar.set_postfix(episodes=len(returns), ret=f"{np.mean(returns[-10:]):.1f}")
-
-        jobs = [(str(out), w, budgets[w], env_config, expert, seed) for w in range(envs)]
+    with tqdm(total=frames, initial=already, unit="frame", unit_scale=True,
+              desc=f"collect {game}", disable=not progress) as bar:  # fmt: skip
+        report = _reporter(bar)
         if envs == 1 and not isinstance(expert, str):
             _run_worker(*jobs[0], report)
         else:
             _run_processes(jobs, report)
-    summary = summarize(out)
-    write_manifest(out, {**settings, "frames_target": frames, "status": "complete", **summary})
-    return read_manifest(out)
+    manifest = settings.summarized(out, status="complete")
+    manifest.write(out)
+    return manifest
+
+
+def _reporter(bar):
+    """The workers' messages to the progress bar: frames done, returns of finished episodes."""
+    returns = []
+
+    def report(message):
+        kind, _, value = message
+        if kind == "steps":
+            bar.update(value)
+        elif kind == "episode" and value is not None:
+            returns.append(value)
+            bar.set_postfix(episodes=len(returns), ret=f"{np.mean(returns[-10:]):.1f}")
+
+    return report
 
 
 def _run_processes(jobs: list[tuple], report) -> None:

@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfcclone.data.format import DatasetError, list_shards, open_shard, read_manifest
-from cfcclone.envs import EnvConfig
+from cfcclone.data.format import DatasetError, Manifest, list_shards, open_shard
 
 SPLITS = ("train", "val", "all")
 _RELEASE_BYTES = 256 << 20
@@ -96,9 +95,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.seq_len = seq_len
         self.split = split
-        self.manifest = read_manifest(self.root)
-        self.env_config = EnvConfig.from_dict(self.manifest["env"])
-        self.action_meanings = list(self.manifest["action_meanings"])
+        self.manifest = Manifest.read(self.root)
+        self.action_meanings = list(self.manifest.action_meanings)
         self.stack = self.env_config.stack
         self._frames, self._actions, self._rewards, rows = [], [], [], []
         for i, shard_dir in enumerate(list_shards(self.root)):
@@ -128,32 +126,47 @@ class SequenceDataset(torch.utils.data.Dataset):
         self._weights = counts / counts.sum() if len(usable) else counts
         self._bytes_read = 0
 
+    @property
+    def env_config(self):
+        """The EnvConfig the data was recorded with (from the manifest)."""
+        return self.manifest.env
+
     def __len__(self) -> int:
         return len(self._windows)
 
-    def _frame_rows(self, k: int, start: int, steps: int | None = None):
-        """Shard index and frame rows (steps + 3) of `steps` (default T) steps from step
-        `start` of segment k: the frames of their stacks, padded at the episode's start."""
+    def _frame_rows(self, k: int, start: int, steps: int):
+        """Shard index and frame rows (steps + 3) of `steps` steps from step `start` of
+        segment k: the frames of their stacks, padded at the episode's start."""
         shard, seg = self.segments[k]
-        n = (self.seq_len if steps is None else steps) + self.stack - 1
+        n = steps + self.stack - 1
         first = seg.frame_offset + seg.prefix + start - (self.stack - 1)
         if first >= seg.frame_offset:
             return shard, slice(first, first + n)
         return shard, np.maximum(np.arange(first, first + n), seg.frame_offset)
 
+    def frames(self, k: int, start: int, steps: int) -> np.ndarray:
+        """(steps + 3, H, W) uint8, a copy: the frames of the stacks of `steps` steps from step
+        `start` of segment k, padded by the first frame at the episode's start."""
+        shard, rows = self._frame_rows(k, start, steps)
+        frames = np.array(self._frames[shard][rows])  # a copy, never a view of the map
+        self._account(frames.nbytes)
+        return frames
+
+    def actions(self, k: int, start: int, steps: int) -> np.ndarray:
+        """(steps,) int64: the actions of `steps` steps from step `start` of segment k."""
+        shard, seg = self.segments[k]
+        first = seg.step_offset + start
+        return self._actions[shard][first : first + steps].astype(np.int64)
+
     def window(self, k: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frames (T+3, H, W), actions (T,) and episode_start (T,) of one window."""
-        shard, seg = self.segments[k]
+        seg = self.segments[k][1]
         if not 0 <= start <= seg.length - self.seq_len:
             raise IndexError(f"window at {start} does not fit a segment of {seg.length} steps")
-        shard, rows = self._frame_rows(k, start)
-        frames = np.array(self._frames[shard][rows])  # a copy, never a view of the map
-        steps = slice(seg.step_offset + start, seg.step_offset + start + self.seq_len)
-        actions = self._actions[shard][steps].astype(np.int64)
         episode_start = np.zeros(self.seq_len, dtype=bool)
         episode_start[0] = start == 0 and seg.episode_start
-        self._account(frames.nbytes)
-        return frames, actions, episode_start
+        t = self.seq_len
+        return self.frames(k, start, t), self.actions(k, start, t), episode_start
 
     def __getitem__(self, i: int):
         k, start = self._windows[i]
@@ -246,16 +259,14 @@ class EpisodeStreams:
         ds, t = self.dataset, 0
         while t < ds.seq_len:
             k, pos = self.segment[b], self.position[b]
-            shard, seg = ds.segments[k]
+            seg = ds.segments[k][1]
             n = min(ds.seq_len - t, seg.length - pos)
-            _, rows = ds._frame_rows(k, pos, n)
-            chunk = ds._frames[shard][rows]
+            chunk = ds.frames(k, pos, n)
             if t == 0:
                 frames[: n + ds.stack - 1] = chunk
             else:  # the stacks of a new episode are padded by the gather in expand_stacks
                 frames[t + ds.stack - 1 : t + ds.stack - 1 + n] = chunk[ds.stack - 1 :]
-            ds._account(chunk.nbytes)
-            actions[t : t + n] = ds._actions[shard][seg.step_offset + pos :][:n]
+            actions[t : t + n] = ds.actions(k, pos, n)
             starts[t] = pos == 0
             t, self.position[b] = t + n, pos + n
             if self.position[b] == seg.length:
@@ -263,7 +274,8 @@ class EpisodeStreams:
 
     def next(self) -> Batch:
         ds, b = self.dataset, len(self.segment)
-        frames = np.empty((b, ds.seq_len + ds.stack - 1, *ds._frames[0].shape[1:]), np.uint8)
+        h = ds.env_config.screen_size
+        frames = np.empty((b, ds.seq_len + ds.stack - 1, h, h), np.uint8)
         actions = np.empty((b, ds.seq_len), np.int64)
         starts = np.zeros((b, ds.seq_len), bool)
         for row in range(b):
@@ -303,7 +315,7 @@ def describe(root: str | Path) -> dict:
     on_disk = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
     return {
         "game": ds.env_config.game,
-        "expert": ds.manifest.get("expert"),
+        "expert": ds.manifest.expert,
         "episodes": int(sum(s.episode_start for _, s in ds.segments)),
         "complete_episodes": len(returns),
         "segments": len(ds.segments),

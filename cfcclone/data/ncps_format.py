@@ -7,54 +7,32 @@ window: `obs` (T, 84, 84, 4) uint8, channel-last, obs[t, :, :, 3] the newest fra
 `import_ncps` stores each frame once. A file's steps are cut into segments of consecutive
 stacks: step t continues step t-1 where obs[t, :, :, :3] == obs[t-1, :, :, 1:]. A segment
 stores as its prefix the 3 older frames of its first stack, then the newest frame of each
-step, so that `stack_indices` rebuilds every stack byte for byte, also for files whose stacks
+step, so that the dataset rebuilds every stack byte for byte, also for files whose stacks
 are not consecutive (each step is then its own segment of 4 frames: no saving). `export_ncps`
 writes the fixed windows of a `SequenceDataset` as tutorial files; for imported data every
 file of 32 consecutive stacks is one segment and one window, so export -> import -> export
 gives the same files.
 
 Both write a whole dataset into a temporary sibling of `out` that is renamed to `out` only
-when finished, and refuse an existing `out`: an error leaves nothing behind.
+when finished (`cfcclone.atomic`), and refuse an existing `out`: an error leaves nothing.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from cfcclone.atomic import atomic_path
 from cfcclone.data.dataset import SequenceDataset
-from cfcclone.data.format import DatasetError, Segment, summarize, write_manifest, write_shard
+from cfcclone.data.format import DatasetError, Manifest, Segment, write_shard
 from cfcclone.envs import EnvConfig, action_meanings
 
 SPLITS = ("train", "val")
 FILES_PER_SHARD = 256
 _NAME = re.compile(r"^(train|val)_(.*)\.npz$")
-
-
-@contextmanager
-def _staging(out: Path):
-    """Yield a temporary sibling directory of `out`, renamed to `out` if the block succeeds
-    and removed if it raises."""
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; refusing to overwrite it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        if out.exists():
-            raise FileExistsError(f"{out} appeared while it was being written; left untouched")
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _file_key(path: Path) -> tuple:
@@ -119,20 +97,33 @@ def _pack(files: list[Path], n_actions: int, size: int, stack: int):
             actions.append(acts[t0:t1])
             reset = bool((first == first[:, :, :1]).all())  # padded at an episode start
             segments.append(
-                Segment(n_frames, n_steps, t1 - t0, prefix=stack - 1, episode_start=reset,
-                        complete=False, ret=0.0, split=split)
-            )  # fmt: skip
+                Segment(
+                    n_frames,
+                    n_steps,
+                    t1 - t0,
+                    prefix=stack - 1,
+                    episode_start=reset,
+                    complete=False,
+                    ret=0.0,
+                    split=split,
+                )
+            )
             n_frames += stack - 1 + t1 - t0
             n_steps += t1 - t0
     return np.concatenate(frames), np.concatenate(actions), segments
 
 
-def import_ncps(src, out, game: str = "breakout", progress: bool = True) -> dict:
+def import_ncps(src, out, game: str = "breakout", progress: bool = True) -> Manifest:
     """Import the tutorial files in `src` as a cfcclone dataset at `out`; returns its manifest.
 
     Shards hold FILES_PER_SHARD files each, in file order; each segment keeps the split of its
     file name. Frames are (F, 84, 84) uint8 single frames, actions (S,) uint8, rewards (S,)
     float32 zeros (the tutorial's format has no rewards).
+
+    Args:
+        src: a folder of the tutorial's {train,val}_*.npz files.
+        out: the dataset folder to create (it must not exist).
+        game: the game the files were recorded on.
     """
     src, out = Path(src), Path(out)
     files = list_ncps_files(src)
@@ -141,7 +132,7 @@ def import_ncps(src, out, game: str = "breakout", progress: bool = True) -> dict
     config = EnvConfig(game=game)
     meanings = action_meanings(game)
     bar = tqdm(total=len(files), desc="import ncps", unit="file", disable=not progress)
-    with _staging(out) as tmp, bar:
+    with atomic_path(out, directory=True, overwrite=False) as tmp, bar:
         for first in range(0, len(files), FILES_PER_SHARD):
             chunk = files[first : first + FILES_PER_SHARD]
             frames, actions, segments = _pack(
@@ -151,16 +142,15 @@ def import_ncps(src, out, game: str = "breakout", progress: bool = True) -> dict
             name = f"{first // FILES_PER_SHARD:06d}"
             write_shard(tmp, name, frames, actions, rewards, segments)
             bar.update(len(chunk))
-        manifest = {
-            "game": game,
-            "env": config.to_dict(),
-            "action_meanings": meanings,
-            "source": "ncps",
-            "expert": "ncps-import",
-            "files": {s: sum(_NAME.match(p.name).group(1) == s for p in files) for s in SPLITS},
-            **summarize(tmp),
-        }
-        write_manifest(tmp, manifest)
+        manifest = Manifest(
+            game=game,
+            env=config,
+            action_meanings=meanings,
+            source="ncps",
+            expert="ncps-import",
+            files={s: sum(_NAME.match(p.name).group(1) == s for p in files) for s in SPLITS},
+        ).summarized(tmp)
+        manifest.write(tmp)
     return manifest
 
 
@@ -171,12 +161,17 @@ def export_ncps(root, out, seq_len: int = 32, progress: bool = True) -> dict:
     `{split}_{i:05d}.npz` with obs (seq_len, 84, 84, 4) uint8 (channel-last, channel 3 the
     newest frame) and actions (seq_len,) int64, saved uncompressed as the tutorial does.
     Returns the number of files of each split and the steps written.
+
+    Args:
+        root: a cfcclone dataset folder.
+        out: the folder of tutorial files to create (it must not exist).
+        seq_len: steps per file (the tutorial's windows are 32).
     """
     root, out = Path(root), Path(out)
     datasets = {split: SequenceDataset(root, seq_len, split=split) for split in SPLITS}
     counts = {split: len(ds) for split, ds in datasets.items()}
     bar = tqdm(total=sum(counts.values()), desc="export ncps", unit="file", disable=not progress)
-    with _staging(out) as tmp, bar:
+    with atomic_path(out, directory=True, overwrite=False) as tmp, bar:
         for split, ds in datasets.items():
             for i in range(len(ds)):
                 stacks, actions, _ = ds[i]  # (T, 4, 84, 84) uint8, (T,) int64

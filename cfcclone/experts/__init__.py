@@ -1,31 +1,36 @@
-"""Experts: anything that returns actions for a batch of envs.
+"""Experts: actors that play N envs for collection, labelling (DAgger) and comparison.
 
-An expert has `act(obs (N, 4, 84, 84) uint8, info, episode_start (N,) bool) -> (N,) int64`,
-where `info["ram"]` is (N, 128) uint8 and `episode_start` marks each env's first step of an
-episode (reset per-env memory there). Three kinds:
+Every expert meets `cfcclone.rollout.Actor`: `act(obs (N, 4, 84, 84) uint8, episode_start (N,)
+bool, info) -> (N,) int64`, where `info["ram"]` is (N, 128) uint8 on RAM envs and
+`episode_start` marks each env's first step of an episode (reset per-env memory there).
+`make_expert` builds one from a name:
 
-- "scripted": a RAM-reading expert for breakout or pong (`cfcclone.experts.scripted`);
-- a cfcclone checkpoint path (`*.safetensors`), for distillation and relabeling;
-- any Python callable `(obs (4, 84, 84), info) -> action`, called once per env, or its
-  "module:function" name on the command line.
+- "planner" (alias "scripted"): the RAM planner for breakout or pong (`experts.planner`);
+- "tracker": the Breakout ball tracker, made to be cloned (`experts.tracking`);
+- a cfcclone checkpoint path (`*.safetensors`): a greedy StatefulAgent, for distillation;
+- "module:function", or a Python callable `(obs (4, 84, 84), info) -> action` called once per
+  env (`experts.follower.follow_ball` is an example).
 """
 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import numpy as np
 
+ALIASES = {"scripted": "planner"}
+"""Old names that keep working."""
+RAM_EXPERTS = ("planner", "tracker")
+
 
 class CallableExpert:
-    """Wraps `fn(obs, info) -> action` for one env into the batched expert interface."""
+    """Wraps `fn(obs, info) -> action` for one env into the batched Actor interface."""
 
     def __init__(self, fn, name: str | None = None):
         self.fn = fn
         self.name = name or getattr(fn, "__qualname__", repr(fn))
 
-    def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, episode_start: np.ndarray, info: dict) -> np.ndarray:
         actions = np.empty(len(obs), dtype=np.int64)
         # the current step's per-env arrays: a vector env's info also holds masks ("_ram")
         # and, where an episode ended, what belongs to that episode ("final_obs", "final_info")
@@ -41,61 +46,56 @@ class CallableExpert:
         return actions
 
 
-class AgentExpert:
-    """A StatefulAgent behind the expert interface; info is not used."""
+def expert_name(spec) -> str:
+    """The name a dataset records for an expert spec: "planner" for "scripted", the qualified
+    name of a callable, else the spec itself."""
+    if callable(spec):
+        return getattr(spec, "__qualname__", repr(spec))
+    return ALIASES.get(str(spec), str(spec))
 
-    def __init__(self, agent, name: str = "policy"):
-        self.agent, self.policy, self.name = agent, agent.policy, name
 
-    def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
-        return self.agent.act(obs, episode_start)
+def needs_ram(spec) -> bool:
+    """Whether the expert reads info["ram"] (a RAM env is needed) or may be a callable that
+    does; only a checkpoint plays from the frames alone."""
+    return not str(spec).endswith(".safetensors")
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, num_envs: int = 1, device: str = "cpu"):
-        """A cfcclone checkpoint acting greedily."""
-        from cfcclone.agent import StatefulAgent
-        from cfcclone.checkpoint import load_policy
 
-        return cls(StatefulAgent(load_policy(path, device), num_envs, device), str(path))
+def _ram_expert(name: str, game: str, num_envs: int):
+    from cfcclone.experts.planner import PLANNERS
+    from cfcclone.experts.tracking import BreakoutTracker
+
+    if name == "planner":
+        if game not in PLANNERS:
+            raise ValueError(f"no planner for {game!r}; planners exist for {sorted(PLANNERS)}")
+        return PLANNERS[game](num_envs)
+    if game != BreakoutTracker.game:
+        raise ValueError(f"the tracker expert plays breakout, not {game!r}")
+    return BreakoutTracker(num_envs)
 
 
 def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
-    """Build an expert from "scripted", a checkpoint path, "module:function" or a callable."""
+    """An Actor from "planner", "tracker", a checkpoint path, "module:function" or a callable."""
     if callable(spec):
         return CallableExpert(spec)
-    spec = str(spec)
-    if spec == "scripted":
-        from cfcclone.experts.scripted import SCRIPTED
+    name = expert_name(spec)
+    if name in RAM_EXPERTS:
+        return _ram_expert(name, game, num_envs)
+    if name.endswith(".safetensors"):
+        from cfcclone.agent import StatefulAgent
+        from cfcclone.checkpoint import load_policy
 
-        if game not in SCRIPTED:
-            raise ValueError(
-                f"no scripted expert for {game!r}; scripted experts exist for {sorted(SCRIPTED)}"
-            )
-        expert = SCRIPTED[game](num_envs)
-        expert.name = "scripted"
-        return expert
-    if spec == "tracker":
-        from cfcclone.experts.tracking import BreakoutTracker
-
-        if game != BreakoutTracker.game:
-            raise ValueError(f"the tracker expert plays breakout, not {game!r}")
-        expert = BreakoutTracker(num_envs)
-        expert.name = "tracker"
-        return expert
-    if spec.endswith(".safetensors"):
-        expert = AgentExpert.from_checkpoint(spec, num_envs, device)
-        expert_game = expert.policy.env_config.game
-        if expert_game != game:
-            raise ValueError(f"checkpoint {spec} plays {expert_game!r}, not {game!r}")
-        return expert
-    if ":" in spec:
-        module, _, attr = spec.partition(":")
+        loaded = load_policy(name, device)
+        if loaded.env_config.game != game:
+            raise ValueError(f"checkpoint {name} plays {loaded.env_config.game!r}, not {game!r}")
+        return StatefulAgent(loaded.policy, num_envs, device)
+    if ":" in name:
+        module, _, attr = name.partition(":")
         try:
             fn = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import expert {spec!r}: {e}") from None
-        return CallableExpert(fn, name=spec)
+            raise ValueError(f"cannot import expert {name!r}: {e}") from None
+        return CallableExpert(fn, name=name)
     raise ValueError(
-        f"unknown expert {spec!r}; expected 'scripted', a checkpoint path ending in "
+        f"unknown expert {name!r}; expected 'planner', 'tracker', a checkpoint path ending in "
         "'.safetensors', or 'module:function'"
     )

@@ -3,10 +3,10 @@
 Its rule fits in a line: move the paddle's rest point towards where the ball will be after one
 more step (x + vx, walls folded), and wait while it is within a dead-band of 8 px. Every input
 is something the 4 stacked frames show: the ball's x, its motion over the last step, and the
-paddle, whose rest point is where the paddle is heading (RAM gives them exactly; the addresses
-and the calibration are those of `cfcclone.experts.scripted`). So the action is a step function
+paddle, whose rest point is where the paddle is heading (RAM gives them exactly, read through
+`cfcclone.experts.ram`). So the action is a step function
 of visible geometry that a convolutional encoder learns quickly, held for several steps at a
-time. The planner in `scripted` scores about twice as much by timing single presses against
+time. The `planner` scores about twice as much by timing single presses against
 the paddle's momentum, and a clone of the planner learned to press nothing.
 
 Following the ball's current x (lead 0) scored 29, a one-step lead 287 and a two-step lead 146
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfcclone.experts.scripted import fold
+from cfcclone.experts.planner import fold
+from cfcclone.experts.ram import Breakout
 
 NOOP, RIGHT, LEFT = 0, 2, 3
-CONTACT_Y = 177.0  # ram[101] where the ball meets the paddle
+CONTACT_Y = 177.0  # Breakout.ball_y where the ball meets the paddle
 WALL_LO, WALL_HI = 8.0, 152.0  # the ball's centre x reflects here
 
 
 class BreakoutTracker:
-    """Batched, deterministic: act(obs (N,4,84,84), info{"ram": (N,128)}, start (N,)) -> (N,)."""
+    """Batched, deterministic: act(obs (N,4,84,84), start (N,), info{"ram": (N,128)}) -> (N,)."""
 
     game = "breakout"
 
@@ -38,20 +39,18 @@ class BreakoutTracker:
         self.lead = lead
         self.prev_x = np.full(num_envs, np.nan)
 
-    def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, episode_start: np.ndarray, info: dict) -> np.ndarray:
         ram = np.asarray(info["ram"])
         if ram.shape != (self.num_envs, 128):
             raise ValueError(f"expected info['ram'] ({self.num_envs}, 128), got {ram.shape}")
-        ram = ram.astype(np.float64)
+        s = Breakout.read(ram)
         self.prev_x[np.asarray(episode_start, bool)] = np.nan
-        x, y = ram[:, 99] - 48.0, ram[:, 101]
+        x, y = s.ball_x, s.ball_y
         in_play = (y > 0) & (y < CONTACT_Y)
         vx = np.where(np.isfinite(self.prev_x), x - self.prev_x, 0.0)
         self.prev_x = np.where(in_play, x, np.nan)
         target = fold(x + self.lead * vx, WALL_LO, WALL_HI)
-        width = np.where(ram[:, 97] >= 128, 12.0, 16.0)
-        rest = np.clip(187.0 - ram[:, 70], 8.0, 144.0)  # the paddle's left edge at rest
-        error = np.where(in_play, target - (rest + width / 2), 0.0)
+        error = np.where(in_play, target - (s.rest + s.width / 2), 0.0)
         actions = np.where(
             error > self.dead_band, RIGHT, np.where(error < -self.dead_band, LEFT, NOOP)
         )

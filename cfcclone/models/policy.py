@@ -6,15 +6,18 @@ The module does no I/O and keeps no state: the recurrent state goes in and out a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn as nn
 from ncps.torch import CfC
 
+from cfcclone.config import Config, check
 from cfcclone.models.encoders import make_encoder
 
-CFC_MODES = ("default", "pure", "no_gate")
+EncoderName = Literal["tutorial", "nature", "impala"]
+CfCMode = Literal["default", "pure", "no_gate"]
 
 
 def bf16_supported(device: str | torch.device) -> bool:
@@ -29,39 +32,55 @@ def bf16_supported(device: str | torch.device) -> bool:
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
+class PolicyConfig(Config):
     """Everything needed to rebuild a ConvCfC; stored whole in every checkpoint."""
 
-    n_actions: int
-    """Size of the game's minimal action set."""
-    encoder: str = "tutorial"
-    """One of cfcclone.models.ENCODERS: tutorial, nature, impala."""
+    n_actions: int = field(default=0, metadata={"derived": True})
+    """Size of the game's minimal action set (training fills it in from the dataset)."""
+    encoder: EncoderName = "tutorial"
+    """The frame-stack encoder: the NCP tutorial's ConvBlock, the DQN Nature CNN or IMPALA's
+    ResNet."""
     units: int = 64
     """CfC hidden units."""
-    mode: str = "default"
-    """CfC mode: default, pure or no_gate."""
+    mode: CfCMode = "default"
+    """CfC mode (ncps): default, pure (no gate) or no_gate."""
     backbone_units: int | None = None
-    """Width of the CfC backbone (ncps default 128 where None)."""
+    """Width of the CfC backbone (ncps's default, 128, where unset)."""
     backbone_layers: int | None = None
-    """Depth of the CfC backbone (ncps default 1 where None)."""
+    """Depth of the CfC backbone (ncps's default, 1, where unset)."""
     mixed_memory: bool = False
     """Add an LSTM memory cell beside the CfC (hx becomes a pair)."""
-    stack: int = 4
-    """Frames per observation."""
-    screen_size: int = 84
-    """Frame height and width."""
-    action_meanings: list[str] = field(default_factory=list)
+    stack: int = field(default=4, metadata={"derived": True})
+    """Frames per observation (from the env)."""
+    screen_size: int = field(default=84, metadata={"derived": True})
+    """Frame height and width (from the env)."""
+    action_meanings: list[str] = field(default_factory=list, metadata={"derived": True})
     """The env's action names, e.g. ['NOOP', 'FIRE', 'RIGHT', 'LEFT']; empty where unknown."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def __post_init__(self):
+        self.check_choices()
+        for name in ("units", "stack", "screen_size"):
+            value = getattr(self, name)
+            check(_is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
+        check(
+            _is_int(self.n_actions) and self.n_actions >= 0,
+            f"expected n_actions >= 0, got {self.n_actions!r}",
+        )
+        for name in ("backbone_units", "backbone_layers"):
+            value = getattr(self, name)
+            check(
+                value is None or (_is_int(value) and value >= 1),
+                f"expected {name} >= 1, got {value!r}",
+            )
+        meanings = self.action_meanings
+        check(
+            not meanings or len(meanings) == self.n_actions,
+            f"expected {self.n_actions} action meanings, got {len(meanings)}: {meanings}",
+        )
 
-    @classmethod
-    def from_dict(cls, d: dict) -> PolicyConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
-        return cls(**d)
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _zero_where(hx, mask: torch.Tensor):
@@ -81,11 +100,11 @@ class ConvCfC(nn.Module):
 
     def __init__(self, config: PolicyConfig):
         super().__init__()
-        if config.mode not in CFC_MODES:
-            raise ValueError(f"unknown CfC mode {config.mode!r}; expected one of {CFC_MODES}")
         if config.n_actions < 1:
             raise ValueError(f"expected n_actions >= 1, got {config.n_actions}")
         self.config = config
+        self.bf16 = False
+        """Whether the encoder runs under bf16 autocast (`use_bf16`)."""
         self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
         self.rnn = CfC(
             self.conv_block.features,
@@ -127,7 +146,7 @@ class ConvCfC(nn.Module):
         self.check_obs(obs, 5)
         b, t = obs.shape[:2]
         x = obs.reshape(b * t, *obs.shape[2:]).float().div_(255.0)
-        if not getattr(self, "bf16", False):
+        if not self.bf16:
             return self.conv_block(x).reshape(b, t, -1)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):

@@ -5,7 +5,7 @@ import pytest
 
 from cfcclone.envs import make_env
 from cfcclone.experts import make_expert
-from cfcclone.experts.scripted import fold
+from cfcclone.experts.planner import fold
 from cfcclone.experts.tracking import LEFT, NOOP, RIGHT, WALL_HI, WALL_LO, BreakoutTracker
 
 
@@ -18,7 +18,7 @@ def _ram(ball_x, ball_y, paddle_left):
 
 
 def _act(expert, ram, start=False):
-    return expert.act(np.zeros((1, 4, 84, 84), np.uint8), {"ram": ram}, np.array([start]))[0]
+    return expert.act(np.zeros((1, 4, 84, 84), np.uint8), np.array([start]), {"ram": ram})[0]
 
 
 def test_moves_towards_where_the_ball_will_be_and_waits_inside_the_dead_band():
@@ -57,9 +57,9 @@ def test_fold_reflects_between_the_walls():
 def test_episode_start_forgets_the_previous_ball():
     a, b = BreakoutTracker(2), BreakoutTracker(1)
     ram2 = np.concatenate([_ram(40, 100, 46), _ram(40, 100, 46)])
-    a.act(np.zeros((2, 4, 84, 84), np.uint8), {"ram": ram2}, np.array([True, True]))
+    a.act(np.zeros((2, 4, 84, 84), np.uint8), np.array([True, True]), {"ram": ram2})
     ram2 = np.concatenate([_ram(60, 104, 46), _ram(60, 104, 46)])
-    out = a.act(np.zeros((2, 4, 84, 84), np.uint8), {"ram": ram2}, np.array([False, True]))
+    out = a.act(np.zeros((2, 4, 84, 84), np.uint8), np.array([False, True]), {"ram": ram2})
     # env 0 saw the ball move 20 px right (heading to 80); env 1 starts afresh (60: waits)
     assert out[0] == RIGHT and out[1] == _act(b, _ram(60, 104, 46), start=True) == NOOP
 
@@ -73,7 +73,7 @@ def test_plays_and_scores_deterministically():
         obs, info = env.reset(seed=4)
         actions, score, start = [], 0.0, True
         for _ in range(500):
-            a = expert.act(obs[None], {"ram": info["ram"][None]}, np.array([start]))[0]
+            a = expert.act(obs[None], np.array([start]), {"ram": info["ram"][None]})[0]
             obs, r, term, trunc, info = env.step(int(a))
             actions.append(int(a))
             score, start = score + r, False
@@ -88,7 +88,7 @@ def test_plays_and_scores_deterministically():
 def test_bad_ram_shape_and_wrong_game():
     with pytest.raises(ValueError, match=r"expected info\['ram'\] \(2, 128\), got \(1, 128\)"):
         BreakoutTracker(2).act(
-            np.zeros((2, 4, 84, 84), np.uint8), {"ram": _ram(1, 1, 1)}, np.ones(2, bool)
+            np.zeros((2, 4, 84, 84), np.uint8), np.ones(2, bool), {"ram": _ram(1, 1, 1)}
         )
     with pytest.raises(ValueError, match="tracker expert plays breakout, not 'pong'"):
         make_expert("tracker", "pong")

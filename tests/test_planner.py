@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from cfcclone.envs import make_env
-from cfcclone.experts import make_expert
-from cfcclone.experts.scripted import (
+from cfcclone.experts import expert_name, make_expert
+from cfcclone.experts.planner import (
+    PLANNERS,
     PLANS,
-    SCRIPTED,
     BreakoutExpert,
     PongExpert,
     fold,
@@ -19,12 +19,12 @@ from cfcclone.experts.scripted import (
 def play(game, seed, steps, expert=None, **env_overrides):
     """Actions, per-step (obs, ram) records and return of `steps` steps of one env."""
     env = make_env(game, **env_overrides)
-    expert = expert or SCRIPTED[game](1)
+    expert = expert or PLANNERS[game](1)
     obs, info = env.reset(seed=seed)
     start, actions, records, ret = True, [], [], 0.0
     for _ in range(steps):
         records.append((obs, info["ram"]))
-        a = expert.act(obs[None], {"ram": info["ram"][None]}, np.array([start]))
+        a = expert.act(obs[None], np.array([start]), {"ram": info["ram"][None]})
         assert a.shape == (1,) and a.dtype == np.int64
         actions.append(int(a[0]))
         obs, reward, terminated, truncated, info = env.step(actions[-1])
@@ -41,7 +41,7 @@ def test_actions_are_int64_in_the_minimal_action_set(game):
     n_actions = make_env(game).action_space.n
     assert set(actions) <= {0, 2, 3} and max(actions) < n_actions
     assert len(set(actions)) == 3, "the expert should both wait and move both ways"
-    assert SCRIPTED[game].game == game
+    assert PLANNERS[game].game == game
 
 
 @pytest.mark.parametrize("game", ["breakout", "pong"])
@@ -58,12 +58,12 @@ def test_memory_resets_per_env_at_episode_start(game):
     acts_a, a, _ = play(game, seed=1, steps=90)
     acts_b, b, _ = play(game, seed=2, steps=60)
     _, c, _ = play(game, seed=3, steps=30)
-    batch, switch = SCRIPTED[game](2), 30
+    batch, switch = PLANNERS[game](2), 30
     got_a, got_b = [], []
     for t in range(90):
         (o0, r0), (o1, r1) = a[t], (c[t] if t < switch else b[t - switch])
         start = np.array([t == 0, t in (0, switch)])
-        acts = batch.act(np.stack([o0, o1]), {"ram": np.stack([r0, r1])}, start)
+        acts = batch.act(np.stack([o0, o1]), start, {"ram": np.stack([r0, r1])})
         got_a.append(int(acts[0]))
         got_b += [int(acts[1])] if t >= switch else []
     assert got_a == acts_a
@@ -127,19 +127,23 @@ def test_bad_inputs_name_expected_and_got(cls):
     with pytest.raises(
         ValueError, match=r"expected info\['ram'\] of shape \(2, 128\), got \(128,\)"
     ):
-        expert.act(obs, {"ram": ram[0]}, start)
+        expert.act(obs, start, {"ram": ram[0]})
     with pytest.raises(ValueError, match=r"expected obs \(2, stack, H, W\), got shape \(1, 4, 84"):
-        expert.act(obs[:1], {"ram": ram}, start)
+        expert.act(obs[:1], start, {"ram": ram})
     with pytest.raises(ValueError, match=r"expected episode_start of shape \(2,\), got \(\)"):
-        expert.act(obs, {"ram": ram}, True)
+        expert.act(obs, True, {"ram": ram})
     with pytest.raises(ValueError, match="expected info to be a dict with 'ram'"):
-        expert.act(obs, {"lives": np.ones(2)}, start)
+        expert.act(obs, start, {"lives": np.ones(2)})
     with pytest.raises(ValueError, match="expected num_envs >= 1, got 0"):
         cls(0)
     ram[:, 51] = 118  # Pong's paddle at its home height
-    assert expert.act(obs, {"ram": ram}, start).tolist() == [0, 0]  # no ball: wait
+    assert expert.act(obs, start, {"ram": ram}).tolist() == [0, 0]  # no ball: wait
 
 
-def test_make_expert_builds_the_scripted_experts():
-    assert isinstance(make_expert("scripted", "pong", num_envs=3), PongExpert)
-    assert make_expert("scripted", "breakout").num_envs == 1
+def test_make_expert_builds_the_planners_under_both_names():
+    assert isinstance(make_expert("planner", "pong", num_envs=3), PongExpert)
+    assert isinstance(make_expert("scripted", "pong", num_envs=3), PongExpert)  # the old name
+    assert make_expert("planner", "breakout").num_envs == 1
+    assert expert_name("scripted") == expert_name("planner") == "planner"
+    with pytest.raises(ValueError, match="no planner for 'tennis'"):
+        make_expert("planner", "tennis")

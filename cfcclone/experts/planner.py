@@ -1,6 +1,7 @@
-"""Scripted Breakout and Pong experts that read the emulator RAM; deterministic, batched.
+"""The planners: Breakout and Pong experts that read the emulator RAM; deterministic, batched.
 
-Both experts predict where the ball meets the paddle from its position and its velocity over
+Named `planner` on the command line (`scripted`, its old name, still works). Both
+experts predict where the ball meets the paddle from its position and its velocity over
 the last step (what two stacked frames show), simulate the paddle's momentum under every plan
 of the next <= 3 steps (27 sequences of NOOP/up/down, then NOOP), and play the first action of
 the cheapest plan. The cost counts misses and off-aim hits, averaged over sticky-action delays
@@ -12,19 +13,15 @@ tap-and-back gambles. While the ball moves away the paddle rests, moving only wh
 target is more than a wide dead-band away. Inputs are RAM positions; the velocities and the
 paddle's momentum they are combined with are what the 4 stacked frames show as motion.
 
-Breakout (calibrated against screen pixels; x = column of the 160x210 screen):
-  ball centre x = ram[99] - 48, reflecting at 8 and 152; ball top row = ram[101] + 9; the
-  paddle (top row 189) is met when ram[101] reaches 177. Paddle left edge = ram[72] - 47, in
-  [8, 144], width 16, 12 once ram[97] bit 7 is set (after the ball hits the top wall); it
-  catches the ball while the ball's centre is in [left, right + 1], right clipped at 151.
-  Momentum: ALE's paddle knob ram[70] moves 6 px per frame held; the paddle halves its gap to
-  the knob's rest point, 187 - ram[70], each frame with one frame of lag (one step held moves
-  it ~24 px, half of it coasting after release): that rest point is the paddle's momentum.
+Breakout (positions from `cfcclone.experts.ram`): the paddle catches the ball while the
+  ball's centre is in [left, right + 1], right clipped at 151. Momentum: the paddle halves its
+  gap to the knob's rest point each frame with one frame of lag (one step held moves it
+  ~24 px, half of it coasting after release): that rest point is the paddle's momentum.
   Rule: falling ball, keep the ball's landing x (walls folded) >= 3 px inside the catch span
   (`SAFETY`); rising ball, bring the rest point within 14 px of where the ball lands if it
   bounces off the lowest brick row (y 84).
-Pong (RAM units throughout): ball x = ram[49], our paddle's face at 188, ball y = ram[54]
-  reflecting at 44 and 207; paddle y = ram[51] in [38, 203]; RIGHT moves it up, LEFT down.
+Pong (RAM units throughout, from `cfcclone.experts.ram`): our paddle's face at x 188, the ball
+  reflecting at y 44 and 207; RIGHT moves the paddle up, LEFT down.
   The paddle moves 3/4 of the way to its knob per step and a press moves the knob 24; the
   knob is read from the paddle's motion (its RAM copy, ram[4], is there on alternate frames
   only). The ball is returned at offset o = ball y - paddle y in [-2, 16] on the frame it
@@ -43,6 +40,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+
+from cfcclone.experts.ram import Breakout, Pong
 
 DELAYS = ((0, 0.75), (1, 0.1875), (2, 0.0625))  # sticky 0.25: frames a new action is late
 PLANS = {k: np.array(list(itertools.product((0, 1, -1), repeat=k)), float) for k in (1, 2, 3)}
@@ -97,7 +96,7 @@ class _RamExpert:
         self.prev = np.full((num_envs, 5), np.nan)  # x, y, vx, vy, paddle
         self.last = np.zeros(num_envs)  # last move, -1 / 0 / +1
 
-    def act(self, obs: np.ndarray, info: dict, episode_start: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, episode_start: np.ndarray, info: dict) -> np.ndarray:
         n = self.num_envs
         obs, start = np.asarray(obs), np.asarray(episode_start)
         if obs.ndim != 4 or obs.shape[0] != n:
@@ -111,7 +110,7 @@ class _RamExpert:
             raise ValueError(f"expected episode_start of shape ({n},), got {start.shape}")
         start = start.astype(bool)
         self.prev[start], self.last[start] = np.nan, 0.0
-        move = self.decide(ram.astype(np.float64))
+        move = self.decide(ram)
         self.last = move
         return np.array(self.ACTIONS, np.int64)[np.where(move > 0, 1, np.where(move < 0, 2, 0))]
 
@@ -156,10 +155,9 @@ class BreakoutExpert(_RamExpert):
         return out
 
     def decide(self, ram):
-        x, y = ram[:, 99] - 48.0, ram[:, 101]
+        s = Breakout.read(ram)
+        x, y, width, left, rest = s.ball_x, s.ball_y, s.width, s.paddle, s.rest
         inplay = (y > 0) & (y < self.CONTACT)
-        width = np.where(ram[:, 97] >= 128, 12.0, 16.0)
-        left, rest = ram[:, 72] - 47.0, np.clip(187.0 - ram[:, 70], 8.0, 144.0)
         vx, vy, known = self.velocity(x, y, inplay)
         move = np.zeros(len(x))
         falling = np.nonzero(known & (vy > 0))[0]
@@ -234,7 +232,8 @@ class PongExpert(_RamExpert):
         return lo, hi
 
     def decide(self, ram):
-        x, y, p = ram[:, 49], ram[:, 54], ram[:, 51]
+        s = Pong.read(ram)
+        x, y, p = s.ball_x, s.ball_y, s.paddle
         inplay = (x > 0) & (y > 0)
         vx = x - self.prev[:, 0]
         vy = unfold_velocity(y, self.prev[:, 1], self.prev[:, 3], self.Y_LO, self.Y_HI)
@@ -267,4 +266,4 @@ class PongExpert(_RamExpert):
         return move
 
 
-SCRIPTED = {"breakout": BreakoutExpert, "pong": PongExpert}
+PLANNERS = {"breakout": BreakoutExpert, "pong": PongExpert}

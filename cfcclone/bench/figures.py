@@ -1,0 +1,292 @@
+"""The measurements of `cfcclone bench`, each a figure: a label, a value, a unit, details.
+
+Training frames/s (B*T*steps / seconds) of the tutorial's pipeline and of cfcclone's Trainer;
+closed-loop env steps/s of the tutorial's one-env loop, of cfcclone's StatefulAgent on N C++
+vector envs through the one rollout loop, and of those envs with random actions and no model
+(the ceiling); frames/s of `SequenceDataset.sample` materialized as (B, T, 4, 84, 84) uint8
+stacks; and the peak RSS (MB = 1e6 bytes) of a fresh process reading every window of a large
+synthetic dataset, deleted afterwards. `tutorial` is the tutorial's module, imported by
+`cfcclone.bench.load_tutorial` from a path the user gives.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfcclone.bench.config import BUDGET_S, REF_WARMUP, RSS_EPISODE, SEQ, BenchConfig
+
+
+def _fig(label: str, value: float | None, unit: str, **details) -> dict:
+    """A figure; value None with details skipped="why" where it was not measured."""
+    return {
+        "label": label,
+        "value": None if value is None else float(value),
+        "unit": unit,
+        **details,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _repeat(once, repeats: int, budget_s: float) -> list[float]:
+    """Rates count/seconds of `once() -> (count, seconds)`, at least one call, at most
+    `repeats`, none started after `budget_s` seconds were spent."""
+    rates, spent = [], 0.0
+    for _ in range(repeats):
+        count, seconds = once()
+        rates.append(count / seconds)
+        spent += seconds
+        if spent >= budget_s:
+            break
+    return rates
+
+
+def _disk_bytes(path: Path) -> int:
+    """Bytes of every file under `path`."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def make_data(tmp: Path, frames: int) -> tuple[Path, Path, dict]:
+    """Collect `frames` breakout steps with `follow_ball` (cfcclone.experts.follower) into
+    tmp/data and export them to the
+    tutorial's files in tmp/ncps. Returns both paths and the counts."""
+    from cfcclone.data import collect
+    from cfcclone.data.ncps_format import export_ncps
+    from cfcclone.experts.follower import follow_ball
+
+    threads = torch.get_num_threads()  # the in-process collection worker sets one thread
+    try:
+        manifest = collect(
+            tmp / "data", "breakout", follow_ball, frames=frames, envs=1, progress=False
+        )
+    finally:
+        torch.set_num_threads(threads)
+    exported = export_ncps(tmp / "data", tmp / "ncps", seq_len=SEQ, progress=False)
+    return (
+        tmp / "data",
+        tmp / "ncps",
+        {"steps": manifest.steps, **{f"ncps_{k}": v for k, v in exported.items()}},
+    )
+
+
+def train_reference(ref, dst: Path, c: BenchConfig, device: torch.device) -> dict:
+    """frames/s of the tutorial's own loader and loop, timed as its `train` command does."""
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    model = ref.ConvCfC(4).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    criterion = nn.CrossEntropyLoss()
+    with warnings.catch_warnings():  # 4 workers on fewer cores is the tutorial's own setting
+        warnings.filterwarnings("ignore", "This DataLoader will create")
+        loader = DataLoader(
+            ref.AtariCloningDataset(dst, "train"), batch_size=c.batch, num_workers=4, shuffle=True
+        )
+        ref.train_steps(model, criterion, optimizer, loader, 1)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        frames = ref.train_steps(model, criterion, optimizer, loader, c.train_steps)
+        _sync(device)
+        seconds = time.perf_counter() - t0
+    if frames != c.batch * SEQ * c.train_steps:
+        raise RuntimeError(
+            f"expected {c.train_steps} tutorial batches of {c.batch}x{SEQ} "
+            f"frames, got {frames} frames: too few train files in {dst}"
+        )
+    return _fig(
+        "train: tutorial pipeline, tutorial encoder",
+        frames / seconds,
+        "frames/s",
+        steps=c.train_steps,
+        seconds=seconds,
+    )
+
+
+def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device, out) -> dict:
+    """frames/s of cfcclone's Trainer.train_step over its prefetched batches."""
+    from cfcclone.models import PolicyConfig
+    from cfcclone.training import TrainConfig, Trainer, WindowConfig
+    from cfcclone.training.steps import prefetch
+
+    config = TrainConfig(
+        data=str(root),
+        out=str(out),
+        policy=PolicyConfig(encoder=encoder),
+        window=WindowConfig(seq_len=SEQ),
+        batch=c.batch,
+        eval_episodes=0,
+        progress=False,
+        device=str(device),
+    )
+    trainer = Trainer(config)
+    trainer.policy.train()
+    draw = lambda: trainer.train_set.sample(c.batch, trainer.rng)  # noqa: E731
+    batches = prefetch(draw, steps + 1, pin=device.type == "cuda")
+    trainer.train_step(next(batches))  # warm-up
+    _sync(device)
+    step_seconds, t0 = [], time.perf_counter()
+    for batch in batches:
+        t = time.perf_counter()
+        trainer.train_step(batch)  # its loss.item() waits for the device
+        step_seconds.append(time.perf_counter() - t)
+    seconds = time.perf_counter() - t0
+    return _fig(
+        f"train: cfcclone, {encoder} encoder",
+        c.batch * SEQ * steps / seconds,
+        "frames/s",
+        steps=steps,
+        seconds=seconds,
+        step_seconds_median=float(np.median(step_seconds)),
+    )
+
+
+def rollout_reference(ref, c: BenchConfig, device: torch.device) -> dict:
+    """Median env steps/s of the tutorial's closed loop (one env, one model call a step)."""
+    torch.manual_seed(0)
+    model = ref.ConvCfC(4).to(device).eval()
+    env = ref.make_env("Breakout")
+    ref.run_closed_loop(model, env, max_steps=REF_WARMUP)
+
+    def once():
+        t0 = time.perf_counter()
+        _, steps = ref.run_closed_loop(model, env, max_steps=c.rollout_steps)
+        return steps, time.perf_counter() - t0
+
+    try:
+        rates = _repeat(once, c.repeats, BUDGET_S)
+    finally:
+        env.close()
+    return _fig("rollout: tutorial loop, 1 env", np.median(rates), "steps/s", repeats=rates)
+
+
+class RandomActor:
+    """Uniform random actions: the raw vector env's ceiling, without a model."""
+
+    def __init__(self, n_actions: int, seed: int = 0):
+        self.n_actions, self.rng = n_actions, np.random.default_rng(seed)
+
+    def act(self, obs, episode_start, info) -> np.ndarray:
+        return self.rng.integers(0, self.n_actions, len(obs))
+
+
+def rollout_vector(num_envs: int, c: BenchConfig, device, policy=None) -> dict:
+    """Median env steps/s of `policy` through a StatefulAgent on `num_envs` C++ envs, or of
+    random actions without a model where policy is None (the ceiling)."""
+    from cfcclone import StatefulAgent, make_vector_env
+    from cfcclone.rollout import rollout, rollout_threads
+
+    env = make_vector_env("breakout", num_envs)
+    if policy is None:
+        actor = RandomActor(env.single_action_space.n)
+    else:
+        actor = StatefulAgent(policy, num_envs, device)
+    steps = rollout(env, actor, seed=0)
+
+    def run(n: int):
+        t0 = time.perf_counter()
+        for _ in range(-(-n // num_envs)):
+            next(steps)
+        return -(-n // num_envs) * num_envs, time.perf_counter() - t0
+
+    try:
+        with rollout_threads(device):
+            run(2 * num_envs)  # warm-up
+            rates = _repeat(lambda: run(c.rollout_steps), c.repeats, BUDGET_S)
+    finally:
+        env.close()
+    who = "raw vector env, random actions" if policy is None else "cfcclone agent"
+    return _fig(f"rollout: {who}, {num_envs} envs", np.median(rates), "steps/s", repeats=rates)
+
+
+def sampler(root: Path, c: BenchConfig) -> dict:
+    """Median frames/s of SequenceDataset.sample(32) materialized as full stacks."""
+    from cfcclone.data import SequenceDataset
+
+    ds, rng = SequenceDataset(root, SEQ, "train"), np.random.default_rng(0)
+    expected = (32, SEQ, 4, 84, 84)
+    rates = []
+    for i in range(c.sampler_batches + 1):  # the first one warms up
+        t0 = time.perf_counter()
+        obs = ds.sample(32, rng).obs.contiguous()
+        seconds = time.perf_counter() - t0
+        if tuple(obs.shape) != expected or obs.dtype != torch.uint8:
+            raise RuntimeError(
+                f"expected stacks {expected} uint8, got {tuple(obs.shape)} {obs.dtype}"
+            )
+        if i:
+            rates.append(obs.shape[0] * obs.shape[1] / seconds)
+    return _fig("sampler: SequenceDataset.sample(32) stacks", np.median(rates), "frames/s")
+
+
+def write_synthetic(root: Path, frames: int, episode: int) -> None:
+    """A dataset of `frames` frames in episodes of `episode`, tiled from a small random block
+    (generating gigabytes with np.random would take longer than reading them)."""
+    from cfcclone.data.format import Manifest, Segment, write_shard
+    from cfcclone.envs import EnvConfig, action_meanings
+
+    if frames < SEQ:
+        raise ValueError(f"expected rss_frames >= {SEQ}, got {frames}")
+    rng = np.random.default_rng(0)
+    block = rng.integers(0, 256, size=(97, 84, 84), dtype=np.uint8)
+    acts = rng.integers(0, 4, size=97).astype(np.uint8)
+    for i, first in enumerate(range(0, frames, episode)):
+        n = min(episode, frames - first)
+        write_shard(
+            root,
+            f"{i:06d}",
+            np.resize(block, (n, 84, 84)),
+            np.resize(acts, n),
+            np.zeros(n, np.float32),
+            [Segment(0, 0, n)],
+        )
+    meanings = action_meanings("breakout")
+    manifest = Manifest("breakout", EnvConfig(), meanings, "synthetic", source="synthetic")
+    manifest.summarized(root).write(root)
+
+
+def peak_rss(tmp: Path, c: BenchConfig) -> tuple[dict, dict]:
+    """Peak RSS (MB, VmHWM) and frames/s of a fresh process reading every window of a
+    synthetic dataset of `rss_frames` frames (Linux); the dataset is deleted afterwards."""
+    root = tmp / "synthetic"
+    try:
+        write_synthetic(root, c.rss_frames, RSS_EPISODE)
+        done = subprocess.run(
+            [sys.executable, "-m", "cfcclone.bench.read_all", str(root), str(SEQ)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise RuntimeError(f"the reading process failed ({done.returncode}):\n{done.stderr}")
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    mb = {k[:-4] + "_mb": r[k] * 1024 / 1e6 for k in ("opened_kib", "peak_kib", "ru_maxrss_kib")}
+    label = f"{c.rss_frames:,} frames"
+    return (
+        _fig(
+            f"peak RSS: reading all windows of {label}",
+            mb.pop("peak_mb"),
+            "MB",
+            windows=r["windows"],
+            **mb,
+        ),
+        _fig(
+            f"read: all windows of {label}",
+            r["frames"] / r["seconds"],
+            "frames/s",
+            seconds=r["seconds"],
+        ),
+    )

@@ -1,0 +1,174 @@
+"""The `cfcclone` command line. It only parses arguments and calls the library.
+
+Every option is generated (`cfcclone.cli.options`) from the signature or the config dataclass
+of the library call behind the subcommand, so its default, choices and help live in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cfcclone.cli import commands
+from cfcclone.cli.options import add_options, params
+
+TRAIN_SET_PER_ROUND = ("train.data", "train.out", "train.init", "train.progress")
+
+
+def _command(sub, name: str, run, help: str, source=None, skip=(), positional=()):
+    """A subparser whose options come from `source` (a function or a config dataclass)."""
+    p = sub.add_parser(name, help=help, description=help)
+    options = [] if source is None else params(source, skip=skip)
+    add_options(p, options, positional)
+    p.set_defaults(handler=(run, options))  # no option is called handler
+    return p
+
+
+def _data_commands(sub) -> None:
+    from cfcclone.data.collect import collect
+    from cfcclone.data.ncps_format import export_ncps, import_ncps
+
+    _command(
+        sub,
+        "collect",
+        commands.collect,
+        "record expert demonstrations",
+        collect,
+        skip=("progress",),
+    )
+    p = _command(sub, "stats", commands.stats, "describe a dataset")
+    p.add_argument("dir", help="a dataset folder")
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    _command(
+        sub,
+        "import-ncps",
+        commands.import_ncps,
+        "read the NCP tutorial's npz files",
+        import_ncps,
+        skip=("progress",),
+        positional=("src",),
+    )
+    _command(
+        sub,
+        "export-ncps",
+        commands.export_ncps,
+        "write the NCP tutorial's npz files",
+        export_ncps,
+        skip=("progress",),
+        positional=("root",),
+    )
+
+
+def _training_commands(sub) -> None:
+    from cfcclone.dagger import DaggerConfig
+    from cfcclone.demo import DemoConfig
+    from cfcclone.training import TrainConfig
+
+    p = _command(
+        sub,
+        "train",
+        commands.train,
+        "train a ConvCfC on a dataset",
+        TrainConfig,
+        skip=("progress",),
+    )
+    p.add_argument("--resume", action="store_true", help="continue RUN (--out) from its last epoch")
+    p = _command(
+        sub,
+        "dagger",
+        commands.dagger,
+        "recurrent DAgger: the student plays, the expert labels its states",
+        DaggerConfig,
+        skip=TRAIN_SET_PER_ROUND,
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted DAgger run")
+    _command(
+        sub,
+        "demo",
+        commands.demo,
+        "the main job: collect, train, evaluate, record",
+        DemoConfig,
+        skip=TRAIN_SET_PER_ROUND,
+    )
+
+
+def _policy_commands(sub) -> None:
+    from cfcclone.envs import EnvConfig
+    from cfcclone.evaluation import evaluate_policy
+    from cfcclone.play import play
+    from cfcclone.plotting import plot_run
+
+    p = _command(
+        sub,
+        "eval",
+        commands.evaluate,
+        "closed-loop returns of a checkpoint or an expert",
+        evaluate_policy,
+        skip=("policy", "env_config", "progress"),
+    )
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint (.safetensors)")
+    p.add_argument("--expert", help="score an expert instead: planner, tracker, module:function")
+    add_options(p, [o for o in params(EnvConfig) if o.name == "game"])
+    p.add_argument("--bf16", action="store_true", help="bf16 encoder (faster, not bit-exact)")
+    p.add_argument("--json", help="also write the results to this file")
+    p = _command(
+        sub,
+        "play",
+        commands.play,
+        "watch a checkpoint play, or record it",
+        play,
+        skip=("policy", "env_config"),
+    )
+    p.add_argument("checkpoint", help="a checkpoint (.safetensors)")
+    _command(
+        sub,
+        "plot",
+        commands.plot,
+        "PNG of a run's loss, accuracy and return curves",
+        plot_run,
+        positional=("run",),
+    )
+
+
+def _bench_command(sub) -> None:
+    from cfcclone.bench import BenchConfig
+
+    p = _command(
+        sub,
+        "bench",
+        commands.bench,
+        "throughput, storage and memory beside the NCP tutorial",
+        BenchConfig,
+    )
+    p.add_argument("--quick", action="store_true", help="tiny sizes: seconds, not figures")
+    p.add_argument(
+        "--tutorial", help="the tutorial's ncps_tutorial.py (its rows are skipped without)"
+    )
+    p.add_argument("--goals", help="a JSON file of goals to check the figures against")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--markdown", help="write a markdown section: machine, versions, tables")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cfcclone", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _data_commands(sub)
+    _training_commands(sub)
+    _policy_commands(sub)
+    _bench_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cfcclone.data.collect import CollectionError
+    from cfcclone.training import TrainingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        run, options = args.handler
+        return run(args, options)
+    except KeyboardInterrupt:
+        return commands.interrupted(args.command)
+    except (ValueError, FileExistsError, FileNotFoundError, TrainingError, CollectionError) as e:
+        print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,177 @@
+"""What each subcommand does with its parsed options: call the library, print the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cfcclone.atomic import atomic_write_text
+from cfcclone.cli.options import config_from_args, given
+from cfcclone.config import replace_path
+
+
+def collect(args, options) -> int:
+    from cfcclone.data import collect
+
+    manifest = collect(**given(args, options))
+    print(
+        f"{args.out}: {manifest.steps} frames, {manifest.episodes_complete} complete "
+        f"episodes in {len(manifest.shards)} shards"
+    )
+    return 0
+
+
+def stats(args, options) -> int:
+    from cfcclone.data.dataset import describe
+
+    s = describe(args.dir)
+    print(f"{args.dir}: {s['game']}, expert {s['expert']}")
+    print(
+        f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
+        f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk"
+    )
+    total = max(sum(s["actions"].values()), 1)
+    for name, n in s["actions"].items():
+        print(f"  {name:>10} {n:>9} {100 * n / total:5.1f}%")
+    if s["return_mean"] is not None:
+        print(
+            f"  expert return {s['return_mean']:.1f} ± {s['return_std']:.1f} "
+            f"over {s['complete_episodes']} episodes"
+        )
+    if args.json:
+        print(json.dumps(s))
+    return 0
+
+
+def import_ncps(args, options) -> int:
+    from cfcclone.data.ncps_format import import_ncps
+
+    print(json.dumps(import_ncps(**given(args, options)).to_dict()))
+    return 0
+
+
+def export_ncps(args, options) -> int:
+    from cfcclone.data.ncps_format import export_ncps
+
+    print(json.dumps(export_ncps(**given(args, options))))
+    return 0
+
+
+def train(args, options) -> int:
+    """A fresh run from the defaults; with --init, from the checkpoint's stored recipe; with
+    --resume, the run's stored config. The options typed are laid over it."""
+    from cfcclone.checkpoint import load_policy
+    from cfcclone.training import TrainConfig, Trainer
+    from cfcclone.training.trainer import stored_config
+
+    values = given(args, options)
+    if "out" not in values:
+        raise ValueError("train needs --out RUN (and --data DIR unless it resumes RUN)")
+    if args.resume:
+        config = replace_path(stored_config(values["out"]), values)
+    elif values.get("init"):
+        base = load_policy(values["init"]).train_config or TrainConfig()
+        config = replace_path(base, values)
+    else:
+        config = config_from_args(TrainConfig, args, options)
+    if not config.data:
+        raise ValueError("train needs --data DIR (a dataset from cfcclone collect)")
+    Trainer(config, resume=args.resume).fit()
+    print(f"{config.out}: best.safetensors, last.safetensors, metrics.jsonl")
+    return 0
+
+
+def dagger(args, options) -> int:
+    """The recipe of the rounds: a checkpoint --init's stored TrainConfig (else the defaults),
+    with the training options typed laid over it."""
+    from cfcclone.dagger import DaggerConfig, default_recipe, run_dagger
+
+    values = given(args, options)
+    top = {k: v for k, v in values.items() if not k.startswith("train.")}
+    recipe = {k[len("train.") :]: v for k, v in values.items() if k.startswith("train.")}
+    train = replace_path(default_recipe(top["init"]), recipe)
+    rows = run_dagger(DaggerConfig(**top, train=train), resume=args.resume)
+    if rows:
+        print(f"{top['out']}: student {rows[-1]['student']}, metrics.jsonl")
+    return 0
+
+
+def evaluate(args, options) -> int:
+    from cfcclone.envs import EnvConfig
+    from cfcclone.evaluation import evaluate_expert, evaluate_policy
+
+    values = given(args, options)
+    game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
+    if args.expert:
+        env_config = EnvConfig(game=game) if game else EnvConfig()
+        result = evaluate_expert(args.expert, env_config, **values, progress=True)
+        label = f"expert {args.expert} on {env_config.game}"
+    elif args.checkpoint:
+        from cfcclone.checkpoint import load_policy
+
+        loaded = load_policy(args.checkpoint, values.get("device", "cpu"))
+        if game and game != loaded.env_config.game:
+            raise ValueError(f"{args.checkpoint} plays {loaded.env_config.game}, not {game}")
+        loaded.policy.use_bf16(args.bf16)
+        result = evaluate_policy(loaded.policy, loaded.env_config, **values, progress=True)
+        label = f"{args.checkpoint} on {loaded.env_config.game}"
+    else:
+        raise ValueError("give a checkpoint, or --expert planner --game GAME")
+    print(f"{label}: {result.line()}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result.summary(), indent=1))
+    return 0
+
+
+def play(args, options) -> int:
+    from cfcclone.checkpoint import load_policy
+    from cfcclone.play import has_display, play
+
+    values = given(args, options)
+    if values.get("render") is None and not values.get("record"):
+        if not has_display():
+            raise ValueError("no display here: pass --record out.gif (or .mp4) to record")
+        values["render"] = "human"
+    loaded = load_policy(args.checkpoint)
+    returns = play(loaded.policy, loaded.env_config, **values)
+    print(f"returns {returns}" + (f"; recorded {values['record']}" if values.get("record") else ""))
+    return 0
+
+
+def plot(args, options) -> int:
+    from cfcclone.plotting import plot_run
+
+    print(plot_run(**given(args, options)))
+    return 0
+
+
+def demo(args, options) -> int:
+    from cfcclone.demo import DemoConfig, run_demo
+
+    run_demo(config_from_args(DemoConfig, args, options, base=DemoConfig()))
+    return 0
+
+
+def bench(args, options) -> int:
+    from cfcclone.bench import BenchConfig, run_bench
+    from cfcclone.bench.report import format_markdown, format_table
+
+    base = BenchConfig.quick() if args.quick else BenchConfig()
+    config = config_from_args(BenchConfig, args, options, base=base)
+    results = run_bench(config, args.quick, args.tutorial, args.goals)
+    print(format_table(results))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=1))
+    if args.markdown:
+        atomic_write_text(args.markdown, format_markdown(results))
+    return 0
+
+
+def interrupted(command: str) -> int:
+    hint = {
+        "collect": "finished shards are kept; rerun the same command with --resume",
+        "train": "the last finished epoch is kept; rerun with --resume to continue",
+        "dagger": "finished rounds are kept; rerun with --resume to continue",
+    }.get(command, "nothing was left half-written")
+    print(f"\ncfcclone {command}: interrupted: {hint}", file=sys.stderr)
+    return 130

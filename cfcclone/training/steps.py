@@ -1,0 +1,80 @@
+"""The pieces of a training step: the window loss, class weights, the lr schedule, prefetching.
+
+`window_loss` is the one place where a Batch meets the model: cross-entropy from an initial
+state, zeroed where the batch marks an episode start, after an optional burn-in without
+gradients. The Trainer, the benchmark and the tests all step through it.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cfcclone.training.config import OptimConfig
+
+
+def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
+    """Loss weights per action from the train split's action counts (None for "none")."""
+    if mode not in ("none", "balanced", "sqrt"):
+        raise ValueError(f"unknown class weighting {mode!r}; expected none, balanced or sqrt")
+    if mode == "none":
+        return None
+    w = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    w = np.sqrt(w) if mode == "sqrt" else w
+    return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
+
+
+def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0):
+    """Cross-entropy of a Batch (on the model's device) from initial state `hx`, zeroed where
+    the batch marks an episode start. The first `burn_in` steps run without gradients and
+    only warm the state. Returns (loss, logits (N, A), labels (N,), final hx)."""
+    obs, starts, actions = batch.obs, batch.episode_start, batch.actions
+    if burn_in:
+        with torch.no_grad():
+            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in])
+        obs, starts, actions = obs[:, burn_in:], starts[:, burn_in:], actions[:, burn_in:]
+    logits, hx = model(obs, hx, starts)
+    logits = logits.reshape(-1, logits.shape[-1])
+    labels = actions.reshape(-1)
+    return F.cross_entropy(logits, labels, weight=weights), logits, labels, hx
+
+
+def detach(hx):
+    """The state without its graph (a tensor or a pair)."""
+    return tuple(h.detach() for h in hx) if isinstance(hx, tuple) else hx.detach()
+
+
+def learning_rate(optim: OptimConfig, step: int, total_steps: int) -> float:
+    """The learning rate of global step `step` (0-based) of `total_steps`: warmup, then the
+    schedule (cosine reaches 0 at the last step)."""
+    if step < optim.warmup:
+        return optim.lr * (step + 1) / optim.warmup
+    if optim.schedule == "constant":
+        return optim.lr
+    total = max(1, total_steps - optim.warmup)
+    return optim.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - optim.warmup) / total)))
+
+
+def prefetch(draw, n: int, pin: bool):
+    """Yield n batches from `draw()`, gathered one or two ahead by a background thread."""
+    q: queue.Queue = queue.Queue(maxsize=3)
+
+    def work():
+        try:
+            for _ in range(n):
+                b = draw()
+                q.put(b.pin_memory() if pin else b)
+        except BaseException as e:  # surfaced in the consumer
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    for _ in range(n):
+        item = q.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item

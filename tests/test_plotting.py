@@ -1,0 +1,60 @@
+"""`plot_run`: a PNG from metrics.jsonl, clear errors without data or matplotlib."""
+
+import builtins
+import json
+
+import pytest
+from PIL import Image
+
+from cfcclone.plotting import PlottingUnavailable, plot_run, read_metrics
+
+ROWS = [
+    {
+        "epoch": 1,
+        "train_loss": 1.0,
+        "val_loss": 0.9,
+        "train_acc": 0.5,
+        "val_acc": 0.6,
+        "return_mean": 2.0,
+    },
+    {
+        "epoch": 2,
+        "train_loss": 0.5,
+        "val_loss": 0.6,
+        "train_acc": 0.7,
+        "val_acc": 0.7,
+        "return_mean": None,
+    },
+]
+
+
+def _run(tmp_path, text):
+    (tmp_path / "metrics.jsonl").write_text(text)
+    return tmp_path
+
+
+def test_curves_png_from_the_metrics(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = _run(tmp_path, "".join(json.dumps(r) + "\n" for r in ROWS))
+    assert read_metrics(run) == ROWS
+    out = plot_run(run)
+    assert out == run / "curves.png"
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 100
+    assert {p.name for p in run.iterdir()} == {"metrics.jsonl", "curves.png"}  # no temporary
+
+
+def test_missing_metrics_and_missing_matplotlib(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no metrics; is .* a cfcclone run directory"):
+        plot_run(tmp_path)
+    run = _run(tmp_path, json.dumps(ROWS[0]) + "\n")
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(PlottingUnavailable, match=r"pip install 'cfcclone\[plot\]'"):
+        plot_run(run)
