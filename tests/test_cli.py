@@ -168,3 +168,39 @@ def test_every_help_is_generated_and_readable(capsys):
     assert "--schedule {constant,cosine}" in text  # the Literal's values are the choices
     args = build_parser().parse_args(["train", "--out", "x"])
     assert args.out == "x" and not hasattr(args, "optim.lr")  # untyped options stay unset
+
+
+SHIP_TRAIN = """train --data runs/ship/data --out runs/ship/run --encoder nature --lr 1e-3 --seq-len 16
+    --batch 16 --batches-per-epoch 300 --epochs 16 --eval-episodes 8 --eval-envs 8
+    --class-weights sqrt"""
+SHIP_DAGGER_BEFORE = """dagger --init {ckpt} --data runs/ship/data --out runs/ship/dagger
+    --expert tracker --rounds 3 --labels-per-round 20000 --beta 0.25 --envs 8 --epochs 2
+    --round-eval-episodes 10 --encoder nature --lr 1e-3 --warmup 300 --schedule cosine
+    --seq-len 16 --batch 16 --batches-per-epoch 300 --eval-episodes 8 --eval-envs 8
+    --class-weights sqrt"""
+SHIP_DAGGER = """dagger --init {ckpt} --data runs/ship/data --out runs/ship/dagger
+    --expert tracker --rounds 3 --labels-per-round 20000 --beta 0.25 --epochs 2 --warmup 300
+    --schedule cosine"""
+
+
+def test_the_shipped_recipe_is_the_same_in_its_short_form(tmp_path):
+    """checkpoints/README.md's DAgger command, shortened by the stored TrainConfig, resolves
+    to the config its long form (every flag typed again, as before) gave."""
+    from cfcclone import ConvCfC, PolicyConfig
+    from cfcclone.checkpoint import save_policy
+    from cfcclone.cli import build_parser
+    from cfcclone.cli.commands import dagger_config, train_config
+    from cfcclone.envs import EnvConfig
+
+    def parsed(text):
+        args = build_parser().parse_args(text.format(ckpt=tmp_path / "bc.safetensors").split())
+        return args, args.handler[1]
+
+    bc = train_config(*parsed(SHIP_TRAIN))
+    assert bc.optim.lr == 1e-3 and bc.window.seq_len == 16 and bc.epochs == 16
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature"))
+    save_policy(tmp_path / "bc.safetensors", policy, EnvConfig(), 16, None, bc)
+    short, long = dagger_config(*parsed(SHIP_DAGGER)), dagger_config(*parsed(SHIP_DAGGER_BEFORE))
+    assert short == long
+    assert short.train.optim.warmup == 300 and short.train.optim.schedule == "cosine"
+    assert short.train.epochs == 2 and short.envs == 8 and short.round_eval_episodes == 10

@@ -57,11 +57,11 @@ def export_ncps(args, options) -> int:
     return 0
 
 
-def train(args, options) -> int:
+def train_config(args, options):
     """A fresh run from the defaults; with --init, from the checkpoint's stored recipe; with
     --resume, the run's stored config. The options typed are laid over it."""
     from cfcclone.checkpoint import load_policy
-    from cfcclone.training import TrainConfig, Trainer
+    from cfcclone.training import TrainConfig
     from cfcclone.training.trainer import stored_config
 
     values = given(args, options)
@@ -76,23 +76,36 @@ def train(args, options) -> int:
         config = config_from_args(TrainConfig, args, options)
     if not config.data:
         raise ValueError("train needs --data DIR (a dataset from cfcclone collect)")
+    return config
+
+
+def train(args, options) -> int:
+    from cfcclone.training import Trainer
+
+    config = train_config(args, options)
     Trainer(config, resume=args.resume).fit()
     print(f"{config.out}: best.safetensors, last.safetensors, metrics.jsonl")
     return 0
 
 
-def dagger(args, options) -> int:
+def dagger_config(args, options):
     """The recipe of the rounds: a checkpoint --init's stored TrainConfig (else the defaults),
     with the training options typed laid over it."""
-    from cfcclone.dagger import DaggerConfig, default_recipe, run_dagger
+    from cfcclone.dagger import DaggerConfig, default_recipe
 
     values = given(args, options)
     top = {k: v for k, v in values.items() if not k.startswith("train.")}
     recipe = {k[len("train.") :]: v for k, v in values.items() if k.startswith("train.")}
-    train = replace_path(default_recipe(top["init"]), recipe)
-    rows = run_dagger(DaggerConfig(**top, train=train), resume=args.resume)
+    return DaggerConfig(**top, train=replace_path(default_recipe(top["init"]), recipe))
+
+
+def dagger(args, options) -> int:
+    from cfcclone.dagger import run_dagger
+
+    config = dagger_config(args, options)
+    rows = run_dagger(config, resume=args.resume)
     if rows:
-        print(f"{top['out']}: student {rows[-1]['student']}, metrics.jsonl")
+        print(f"{config.out}: student {rows[-1]['student']}, metrics.jsonl")
     return 0
 
 
@@ -104,6 +117,7 @@ def evaluate(args, options) -> int:
     game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
     if args.expert:
         env_config = EnvConfig(game=game) if game else EnvConfig()
+        values.pop("device", None)  # the RAM experts run on the CPU
         result = evaluate_expert(args.expert, env_config, **values, progress=True)
         label = f"expert {args.expert} on {env_config.game}"
     elif args.checkpoint:
