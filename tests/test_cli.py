@@ -170,8 +170,8 @@ def test_every_help_is_generated_and_readable(capsys):
     assert args.out == "x" and not hasattr(args, "optim.lr")  # untyped options stay unset
 
 
-SHIP_TRAIN = """train --data runs/ship/data --out runs/ship/run --encoder nature --lr 1e-3 --seq-len 16
-    --batch 16 --batches-per-epoch 300 --epochs 16 --eval-episodes 8 --eval-envs 8
+SHIP_TRAIN = """train --data runs/ship/data --out runs/ship/run --encoder nature --lr 1e-3
+    --seq-len 16 --batch 16 --batches-per-epoch 300 --epochs 16 --eval-episodes 8 --eval-envs 8
     --class-weights sqrt"""
 SHIP_DAGGER_BEFORE = """dagger --init {ckpt} --data runs/ship/data --out runs/ship/dagger
     --expert tracker --rounds 3 --labels-per-round 20000 --beta 0.25 --envs 8 --epochs 2
