@@ -5,8 +5,7 @@ import pytest
 
 from cfcclone.envs import make_env
 from cfcclone.experts import make_expert
-from cfcclone.experts.planner import fold
-from cfcclone.experts.tracking import LEFT, NOOP, RIGHT, WALL_HI, WALL_LO, BreakoutTracker
+from cfcclone.experts.tracking import LEFT, NOOP, RIGHT, BreakoutTracker
 
 
 def _ram(ball_x, ball_y, paddle_left):
@@ -46,12 +45,6 @@ def test_aims_with_the_paddles_rest_point_not_where_it_is_now():
 
 def test_waits_while_no_ball_is_in_play():
     assert _act(BreakoutTracker(), _ram(100, 0, 20), start=True) == NOOP
-
-
-def test_fold_reflects_between_the_walls():
-    assert fold(20.0, WALL_LO, WALL_HI) == 20.0
-    assert fold(160.0, WALL_LO, WALL_HI) == 144.0
-    assert fold(0.0, WALL_LO, WALL_HI) == 16.0
 
 
 def test_episode_start_forgets_the_previous_ball():

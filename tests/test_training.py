@@ -237,3 +237,12 @@ def test_resume_is_exact_under_a_schedule(data, tmp_path):
     resumed.fit()
     a, b = straight.policy.state_dict(), resumed.policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged under the schedule"
+
+
+def test_resume_drops_a_half_written_metrics_line(data, tmp_path):
+    Trainer(_config(data, tmp_path / "run", epochs=1)).fit()
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"epoch": 2, "train_lo')  # a crash mid-write
+    Trainer(_config(data, tmp_path / "run", epochs=2), resume=True).fit()
+    rows = [json.loads(r) for r in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
