@@ -71,7 +71,10 @@ def save_policy(
     train_config=None,
 ) -> None:
     """Write the policy's weights and everything needed to rebuild and run it; `train_config`
-    (a TrainConfig) is stored whole, so `train --init` and `dagger` can start from it."""
+    (a TrainConfig) is stored whole, so `train --init` and `dagger` can start from it.
+
+        save_policy("clone.safetensors", policy, EnvConfig("breakout"), epoch=10)
+    """
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -135,7 +138,13 @@ def _configs(path: Path, config: dict):
 
 def load_policy(path: str | Path, device: str | torch.device = "cpu") -> LoadedPolicy:
     """Rebuild a ConvCfC from a checkpoint: strict loading, eval mode, on `device`; returns
-    a LoadedPolicy (the module, its EnvConfig, its TrainConfig and the stored metadata)."""
+    a LoadedPolicy (the module, its EnvConfig, its TrainConfig and the stored metadata).
+
+        from cfcclone import StatefulAgent, load_policy, make_vector_env
+        loaded = load_policy("checkpoints/breakout_nature.safetensors")
+        env = make_vector_env(num_envs=8, config=loaded.env_config)   # what it was trained on
+        agent = StatefulAgent.for_env(loaded.policy, env)
+    """
     path = Path(path)
     config = read_config(path)
     policy_config, env_config, train_config = _configs(path, config)
@@ -185,11 +194,14 @@ def load_train_state(
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: not a cfcclone training state ({e})") from None
     weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    model.load_state_dict(weights, strict=True)
     per_param: dict[int, dict] = {}
     optim = [(k[len("optim/") :], v) for k, v in tensors.items() if k.startswith("optim/")]
-    for key, value in [*optim, *meta["scalars"].items()]:
-        idx, name = key.split(".", 1)
-        per_param.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    try:
+        model.load_state_dict(weights, strict=True)
+        for key, value in [*optim, *meta["scalars"].items()]:
+            idx, name = key.split(".", 1)
+            per_param.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: the training state does not fit this run ({e})") from None
     return meta["state"]

@@ -92,8 +92,10 @@ def test_metrics_and_checkpoints_are_written(data, tmp_path):
     assert len(row["returns"]) == 1 and 0 <= row["val_acc"] <= 1
     best = load_policy(tmp_path / "run" / "best.safetensors")
     assert best.policy.config.action_meanings == ["NOOP", "FIRE", "RIGHT", "LEFT"]
-    assert best.train_config == _config(
-        data, tmp_path / "run", epochs=1, eval_episodes=1, eval_envs=1
+    config = _config(data, tmp_path / "run", epochs=1, eval_episodes=1, eval_envs=1)
+    assert best.train_config == dataclasses.replace(config, policy=best.policy.config)
+    assert best.policy.config == dataclasses.replace(
+        config.policy, n_actions=4, action_meanings=["NOOP", "FIRE", "RIGHT", "LEFT"]
     )
 
 

@@ -77,6 +77,10 @@ class SequenceDataset(torch.utils.data.Dataset):
     Items are the non-overlapping windows of each episode, plus one window flush with its end
     where the length is not a multiple of T, so every step is covered. `sample` draws random
     windows at any offset, for training.
+
+        ds = SequenceDataset("data/breakout", seq_len=32, split="train")
+        batch = ds.sample(16, np.random.default_rng(0))   # Batch: frames (16, 35, 84, 84) uint8
+        obs = batch.obs                                    # (16, 32, 4, 84, 84), a view
     """
 
     def __init__(

@@ -85,6 +85,8 @@ class Trainer:
         self.val_set = SequenceDataset(c.data, c.window.seq_len, "val", c.val_fraction, c.seed)
         torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
         self.policy = self._initial_policy().to(self.device)
+        # the config saved with the run names the policy it trains (an init's, where given)
+        self.config = c = dataclasses.replace(c, policy=self.policy.config)
         bf16 = c.amp == "bf16" or (c.amp == "auto" and bf16_supported(self.device))
         self.policy.use_bf16(bf16)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.optim.lr)
