@@ -79,8 +79,9 @@ class DaggerConfig(Config):
     round_eval_episodes: int = 10
     """Episodes of each round's student report (0: none)."""
     train: TrainConfig | None = None
-    """The recipe of each round (its data, out and init are set per round). None: the
-    TrainConfig stored in a checkpoint init, else TrainConfig's defaults."""
+    """The recipe of each round (its data, out and init are set per round). Unset: the
+    TrainConfig stored in a checkpoint init (else TrainConfig's defaults), and the options
+    given on the command line change only what they name."""
 
     def __post_init__(self):
         for name in ("rounds", "labels_per_round", "envs", "init_epochs"):

@@ -28,6 +28,8 @@ class Param:
     hint: Any
     default: Any
     doc: str
+    group: tuple[str, str] | None = None
+    """(title, description) of the nested config the option belongs to, for --help."""
 
     @property
     def name(self) -> str:
@@ -56,7 +58,7 @@ def function_docs(fn) -> dict[str, str]:
     return docs
 
 
-def params(obj, skip=(), prefix: str = "", default=None) -> list[Param]:
+def params(obj, skip=(), prefix: str = "", default=None, group=None) -> list[Param]:
     """The options of a config dataclass (its instance `default` gives the defaults; nested
     configs are flattened) or of a function's keyword parameters."""
     if dataclasses.is_dataclass(obj):
@@ -76,9 +78,10 @@ def params(obj, skip=(), prefix: str = "", default=None) -> list[Param]:
             kind = base_type(hints[f.name])
             if dataclasses.is_dataclass(kind):
                 nested = value if dataclasses.is_dataclass(value) else None
-                out += params(kind, skip, path + ".", nested)
+                inner = group or (f"{f.name} options", docs.get(f.name, ""))
+                out += params(kind, skip, path + ".", nested, inner)
             else:
-                out.append(Param(path, hints[f.name], value, docs.get(f.name, "")))
+                out.append(Param(path, hints[f.name], value, docs.get(f.name, ""), group))
         return out
     sig, docs = inspect.signature(obj), function_docs(obj)
     hints = {k: v for k, v in inspect.get_annotations(obj, eval_str=True).items()}
@@ -90,8 +93,16 @@ def params(obj, skip=(), prefix: str = "", default=None) -> list[Param]:
 
 
 def add_options(parser: argparse.ArgumentParser, options: list[Param], positional=()) -> None:
-    """One argument per Param; `positional` names become positional arguments."""
+    """One argument per Param; `positional` names become positional arguments, and the
+    options of a nested config are grouped under its name in --help."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for p in options:
+        target = parser
+        if p.group is not None:
+            title, text = p.group
+            if title not in groups:
+                groups[title] = parser.add_argument_group(title, text or None)
+            target = groups[title]
         kind, options_ = base_type(p.hint), choices(p.hint)
         shown = "" if p.required or p.default in ("", None) else f" (default: {p.default})"
         kw: dict[str, Any] = {"help": (p.doc + shown).strip() or None, "dest": p.path}
@@ -108,12 +119,12 @@ def add_options(parser: argparse.ArgumentParser, options: list[Param], positiona
                 kw["metavar"] = p.name.upper()
         if p.name in positional:
             kw.pop("dest")
-            parser.add_argument(
+            target.add_argument(
                 p.path, nargs=None if p.required else "?", default=argparse.SUPPRESS, **kw
             )
             continue
         flag = "--" + p.name.replace("_", "-")
-        parser.add_argument(flag, default=argparse.SUPPRESS, required=p.required, **kw)
+        target.add_argument(flag, default=argparse.SUPPRESS, required=p.required, **kw)
 
 
 def _parser(kind, optional: bool):

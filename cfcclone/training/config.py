@@ -78,7 +78,9 @@ class TrainConfig(Config):
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(encoder="nature"))
     """The ConvCfC (its action count and frame shape come from the dataset)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
+    """Adam, its learning-rate schedule, the loss weights and gradient clipping."""
     window: WindowConfig = field(default_factory=WindowConfig)
+    """The training windows: their length, and how their recurrent state begins."""
     batch: int = 32
     """Windows per batch."""
     epochs: int = 10
