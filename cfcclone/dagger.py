@@ -41,7 +41,8 @@ from cfcclone.agent import StatefulAgent, check_policy_matches_env
 from cfcclone.atomic import append_line, atomic_write_text
 from cfcclone.checkpoint import load_policy
 from cfcclone.config import Config, check
-from cfcclone.data.format import EpisodeWriter, Manifest, list_shards, sweep_temporaries
+from cfcclone.data.format import EpisodeWriter, list_shards, sweep_temporaries
+from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig, make_vector_env
 from cfcclone.evaluation import evaluate_policy
 from cfcclone.experts import expert_name, make_expert
@@ -146,9 +147,10 @@ def roll_out(
     return {"agreement": agree / max(counted, 1), "labels": steps, "rollout_returns": returns}
 
 
-def round_writer(data: Path, round_: int, num_envs: int) -> EpisodeWriter:
+def round_writer(data: Path, round_: int, num_envs: int, game=None) -> EpisodeWriter:
     """The writer of round `round_`'s shards, all in the train split."""
-    return EpisodeWriter(data, num_envs, lambda i, k: f"r{round_:02d}-e{i:03d}-{k:05d}", "train")
+    names = lambda i, k: f"r{round_:02d}-e{i:03d}-{k:05d}"  # noqa: E731
+    return EpisodeWriter(data, num_envs, names, "train", game)
 
 
 def _link_shards(src: Path, dst: Path) -> None:
@@ -297,7 +299,7 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     try:
         expert = make_expert(config.expert, env_config.game, num_envs=config.envs)
         seed = int(np.random.SeedSequence([config.train.seed, round_]).generate_state(1)[0])
-        writer = round_writer(data, round_, config.envs)
+        writer = round_writer(data, round_, config.envs, env_config.game)
         rollout_stats = roll_out(
             policy, expert, env, config.labels_per_round, beta, seed, writer, device, progress
         )

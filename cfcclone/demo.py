@@ -20,7 +20,7 @@ from cfcclone.atomic import atomic_write_text
 from cfcclone.checkpoint import load_policy
 from cfcclone.config import Config
 from cfcclone.data import SequenceDataset, collect
-from cfcclone.data.format import MANIFEST, Manifest
+from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_expert, evaluate_policy
 from cfcclone.experts import expert_name

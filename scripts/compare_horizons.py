@@ -33,7 +33,7 @@ from cfcclone.checkpoint import load_policy
 from cfcclone.config import replace_path
 from cfcclone.dagger import DaggerConfig, run_dagger
 from cfcclone.data import collect
-from cfcclone.data.format import MANIFEST, Manifest
+from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_expert, evaluate_policy
 from cfcclone.models import PolicyConfig

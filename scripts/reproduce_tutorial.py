@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from cfcclone.data import collect
-from cfcclone.data.format import MANIFEST, Manifest
+from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.data.ncps_format import import_ncps
 from cfcclone.models import PolicyConfig
 from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig

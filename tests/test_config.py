@@ -4,7 +4,7 @@ import pytest
 
 from cfcclone.config import field_docs, replace_path
 from cfcclone.dagger import DaggerConfig
-from cfcclone.data.format import Manifest
+from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.training import OptimConfig, TrainConfig, WindowConfig
 

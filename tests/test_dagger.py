@@ -10,7 +10,8 @@ from cfcclone import ConvCfC, PolicyConfig
 from cfcclone.checkpoint import save_policy
 from cfcclone.dagger import DaggerConfig, roll_out, round_writer, run_dagger
 from cfcclone.data import SequenceDataset, collect
-from cfcclone.data.format import Manifest, list_shards, write_shard
+from cfcclone.data.format import list_shards, write_shard
+from cfcclone.data.manifest import Manifest
 from cfcclone.envs import FIRE_STEPS, EnvConfig, make_env, make_vector_env
 from cfcclone.experts import make_expert
 from cfcclone.models import PolicyConfig as Policy

@@ -176,14 +176,21 @@ def test_corrupt_shards_raise_errors_that_name_the_file(dataset_dir, tmp_path):
         SequenceDataset(ds)
 
 
+def _flip(path, offset=-1):
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
 def test_checksums_catch_flipped_bytes(dataset_dir, tmp_path):
     ds = _copy(dataset_dir, tmp_path / "ds")
-    actions = list_shards(ds)[0] / "actions.npy"
-    raw = bytearray(actions.read_bytes())
-    raw[-1] ^= 0xFF
-    actions.write_bytes(bytes(raw))
-    SequenceDataset(ds)  # shapes still fit
+    _flip(list_shards(ds)[0] / "actions.npy")  # the small arrays are always checked
     with pytest.raises(DatasetError, match="actions.npy: checksum mismatch"):
+        SequenceDataset(ds)
+    ds = _copy(dataset_dir, tmp_path / "ds2")
+    _flip(list_shards(ds)[1] / "frames.npy")  # the frames where verify asks for it
+    SequenceDataset(ds)
+    with pytest.raises(DatasetError, match="frames.npy: checksum mismatch"):
         SequenceDataset(ds, verify=True)
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cfcclone.data.dataset import SequenceDataset
-from cfcclone.data.format import DatasetError, Manifest, Segment, write_shard
+from cfcclone.data.format import DatasetError, Segment, write_shard
+from cfcclone.data.manifest import Manifest
 from cfcclone.data.ncps_format import export_ncps, import_ncps
 from cfcclone.envs import EnvConfig
 

@@ -234,7 +234,8 @@ def sampler(root: Path, c: BenchConfig) -> dict:
 def write_synthetic(root: Path, frames: int, episode: int) -> None:
     """A dataset of `frames` frames in episodes of `episode`, tiled from a small random block
     (generating gigabytes with np.random would take longer than reading them)."""
-    from cfcclone.data.format import Manifest, Segment, write_shard
+    from cfcclone.data.format import Segment, write_shard
+    from cfcclone.data.manifest import Manifest
     from cfcclone.envs import EnvConfig, action_meanings
 
     if frames < SEQ:

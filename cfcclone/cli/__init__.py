@@ -39,6 +39,9 @@ def _data_commands(sub) -> None:
     p = _command(sub, "stats", commands.stats, "describe a dataset")
     p.add_argument("dir", help="a dataset folder")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    p.add_argument("--verify", action="store_true", help="check every checksum, list bad shards")
+    p.add_argument("--repair", action="store_true", help="rebuild the manifest from intact shards")
+    p.add_argument("--game", help="with --repair, where the manifest is lost: the data's game")
     _command(
         sub,
         "import-ncps",

@@ -8,6 +8,7 @@ import sys
 from cfcclone.atomic import atomic_write_text
 from cfcclone.cli.options import config_from_args, given
 from cfcclone.config import replace_path
+from cfcclone.data.format import DatasetError
 
 
 def collect(args, options) -> int:
@@ -23,7 +24,22 @@ def collect(args, options) -> int:
 
 def stats(args, options) -> int:
     from cfcclone.data.dataset import describe
+    from cfcclone.data.manifest import Manifest, check_shards, repair
 
+    if args.repair:
+        manifest, dropped = repair(args.dir, args.game)
+        print(f"{args.dir}: manifest rebuilt, {len(manifest.shards)} intact shards")
+        for name, why in dropped.items():
+            print(f"  dropped {name}: {why}")
+    elif args.verify:
+        good, bad = check_shards(args.dir, Manifest.read(args.dir))
+        print(f"{args.dir}: {len(good)} shards intact, {len(bad)} bad")
+        for name, why in bad.items():
+            print(f"  bad {name}: {why}")
+        if bad:
+            raise DatasetError(
+                f"{args.dir}: {len(bad)} bad shards; cfcclone stats --repair drops them"
+            )
     s = describe(args.dir)
     print(f"{args.dir}: {s['game']}, expert {s['expert']}")
     print(

@@ -21,14 +21,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from cfcclone.data.format import (
-    MANIFEST,
-    EpisodeWriter,
-    Manifest,
-    list_shards,
-    read_shard_meta,
-    sweep_temporaries,
-)
+from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sweep_temporaries
+from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig, action_meanings, check_game, make_vector_env
 from cfcclone.experts import expert_name
 from cfcclone.rollout import rollout
@@ -88,7 +82,8 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
         env = make_vector_env(num_envs=1, config=config, ram=True)
         expert = make_expert(expert_spec, config.game, num_envs=1)
         steps, first = _resume_point(Path(out), worker)
-        writer = EpisodeWriter(out, 1, lambda _, k: _shard_name(worker, first + k))
+        names = lambda _, k: _shard_name(worker, first + k)  # noqa: E731
+        writer = EpisodeWriter(out, 1, names, game=config.game)
         while steps < budget:
             episode = first + writer.count[0]
             seed_j = episode_seed(seed, worker, episode)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfcclone.data.format import DatasetError, Manifest, list_shards, open_shard
+from cfcclone.data.format import DatasetError, open_shard
+from cfcclone.data.manifest import Manifest
 
 SPLITS = ("train", "val", "all")
 _RELEASE_BYTES = 256 << 20
@@ -103,8 +104,9 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.action_meanings = list(self.manifest.action_meanings)
         self.stack = self.env_config.stack
         self._frames, self._actions, self._rewards, rows = [], [], [], []
-        for i, shard_dir in enumerate(list_shards(self.root)):
-            meta, arrays = open_shard(shard_dir, verify=verify)
+        n_actions = len(self.action_meanings)
+        for i, shard_dir in enumerate(self.manifest.shard_dirs(self.root)):
+            meta, arrays = open_shard(shard_dir, n_actions, verify)
             self._frames.append(arrays["frames"])
             self._actions.append(arrays["actions"])
             self._rewards.append(arrays["rewards"])

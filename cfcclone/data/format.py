@@ -24,23 +24,17 @@ format, which stores every frame once in each of the 4 stacks it belongs to.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from cfcclone import atomic
-from cfcclone.config import Config, check
-from cfcclone.envs import EnvConfig
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 ARRAYS = ("frames", "actions", "rewards")
 
 
@@ -83,8 +77,10 @@ def write_shard(
     actions: np.ndarray,
     rewards: np.ndarray,
     segments: list[Segment],
+    game: str | None = None,
 ) -> dict:
-    """Write one shard atomically under root/shards/name; returns its meta."""
+    """Write one shard atomically under root/shards/name; returns its meta. `game`, where
+    given, is recorded in the meta, so a shard knows where it came from."""
     _check_arrays(name, frames, actions, rewards, segments)
     shards = Path(root) / "shards"
     arrays = {
@@ -104,6 +100,7 @@ def write_shard(
             "steps": int(len(actions)),
             "segments": [asdict(s) for s in segments],
             "sha256": {key: sha256(tmp / f"{key}.npy") for key in ARRAYS},
+            **({} if game is None else {"game": game}),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
     return meta
@@ -146,30 +143,42 @@ def read_shard_meta(shard_dir: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
         meta["segments"] = [Segment(**s) for s in meta["segments"]]
+        for key in ("name", "frames", "steps", "sha256"):
+            meta[key]  # noqa: B018 - a KeyError names what is missing
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing; the shard is incomplete") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f"{path}: corrupt shard metadata ({e})") from None
+    except Exception as e:  # JSONDecodeError, a list instead of a dict, missing keys, ...
+        raise DatasetError(f"{path}: corrupt shard metadata ({type(e).__name__}: {e})") from None
     return meta
 
 
-def open_shard(shard_dir: Path, verify: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
-    """Memory-map one shard's arrays, checking their shapes (and checksums with `verify`)."""
+def open_shard(
+    shard_dir: Path, n_actions: int | None = None, verify: bool = False
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Memory-map one shard's arrays and check them: their shapes always, the sha256 of the
+    small arrays (actions, rewards) always, that every action is below `n_actions`, and the
+    sha256 of the frames with `verify`. Raises DatasetError naming the file."""
     shard_dir = Path(shard_dir)
     meta = read_shard_meta(shard_dir)
     arrays = {}
     for key in ARRAYS:
         path = shard_dir / f"{key}.npy"
-        if verify and sha256(path) != meta["sha256"][key]:
+        if (verify or key != "frames") and sha256(path) != meta["sha256"].get(key):
             raise DatasetError(f"{path}: checksum mismatch; the file is corrupt")
         try:
             arrays[key] = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: unreadable array ({e})") from None
+        except Exception as e:  # OSError, ValueError, a corrupt header's TokenError, ...
+            raise DatasetError(f"{path}: unreadable array ({type(e).__name__}: {e})") from None
     expected = {"frames": meta["frames"], "actions": meta["steps"], "rewards": meta["steps"]}
     for key, n in expected.items():
         if len(arrays[key]) != n:
             raise DatasetError(f"{shard_dir / key}.npy: expected {n} rows, got {len(arrays[key])}")
+    actions = arrays["actions"]
+    if n_actions is not None and len(actions) and int(actions.max()) >= n_actions:
+        raise DatasetError(
+            f"{shard_dir / 'actions.npy'}: action {int(actions.max())} is outside the game's "
+            f"{n_actions} actions; the shard is corrupt or from another game"
+        )
     return meta, arrays
 
 
@@ -185,95 +194,6 @@ def list_shards(root: Path) -> list[Path]:
     )
 
 
-Source = Literal["collect", "dagger", "ncps", "synthetic"]
-Status = Literal["collecting", "complete"]
-
-
-@dataclass(frozen=True)
-class Manifest(Config):
-    """DIR/manifest.json: what a dataset holds and how it was made (format version 1)."""
-
-    game: str
-    """The ALE game, as in EnvConfig."""
-    env: EnvConfig
-    """The preprocessing every frame went through: what a clone must be evaluated on."""
-    action_meanings: list[str]
-    """The game's minimal action set; actions are indices into it."""
-    expert: str
-    """Who chose the actions: planner, tracker, a checkpoint, module:function, ..."""
-    source: Source = "collect"
-    """How the data was made: collect, dagger (aggregated), ncps (tutorial import), synthetic."""
-    status: Status = "complete"
-    """collecting while a collection runs (resume it), then complete."""
-    seed: int | None = None
-    """The collection seed (episode seeds derive from it)."""
-    workers: int | None = None
-    """Collection worker processes (resume needs the same count)."""
-    frames_target: int | None = None
-    """The frames a collection was asked for."""
-    files: dict | None = None
-    """Tutorial import: the number of train and val files read."""
-    dagger: dict | None = None
-    """DAgger aggregate: what the run started from."""
-    shards: dict = field(default_factory=dict)
-    """Shard name -> sha256 of its frames, actions and rewards."""
-    frames_stored: int = 0
-    steps: int = 0
-    segments: int = 0
-    episodes_complete: int = 0
-    format_version: int = FORMAT_VERSION
-
-    def __post_init__(self):
-        self.check_choices()
-        check(
-            self.format_version == FORMAT_VERSION,
-            f"expected format_version {FORMAT_VERSION}, got {self.format_version}",
-        )
-        check(self.env.game == self.game, f"game {self.game!r} but env.game {self.env.game!r}")
-        check(len(self.action_meanings) >= 1, "expected at least one action meaning")
-
-    @classmethod
-    def read(cls, root: str | Path) -> Manifest:
-        """The manifest of dataset `root`; DatasetError naming the file where it is missing,
-        corrupt, or holds unknown or missing fields."""
-        path = Path(root) / MANIFEST
-        if not path.exists():
-            raise DatasetError(f"{path}: no manifest; is {root} a cfcclone dataset?")
-        try:
-            return cls.from_dict(json.loads(path.read_text()), str(path))
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{path}: corrupt manifest ({e})") from None
-        except ValueError as e:
-            raise DatasetError(str(e)) from None
-
-    def write(self, root: str | Path) -> None:
-        """Write atomically to root/manifest.json."""
-        atomic.atomic_write_text(
-            Path(root) / MANIFEST, json.dumps(self.to_dict(), indent=1, sort_keys=True)
-        )
-
-    def summarized(self, root: str | Path, **changes) -> Manifest:
-        """A copy with the counts and checksums of root's finished shards, and `changes`."""
-        return dataclasses.replace(self, **summarize(root), **changes)
-
-
-def read_manifest(root: Path) -> Manifest:
-    return Manifest.read(root)
-
-
-def summarize(root: Path) -> dict:
-    """Counts and checksums over the finished shards, for the manifest."""
-    metas = [read_shard_meta(p) for p in list_shards(root)]
-    segments = [s for m in metas for s in m["segments"]]
-    return {
-        "shards": {m["name"]: m["sha256"] for m in metas},
-        "frames_stored": sum(m["frames"] for m in metas),
-        "steps": sum(m["steps"] for m in metas),
-        "segments": len(segments),
-        "episodes_complete": sum(s.complete and s.episode_start for s in segments),
-    }
-
-
 class EpisodeWriter:
     """Per-env episode buffers; `end(i)` writes env i's episode so far as one shard.
 
@@ -282,8 +202,8 @@ class EpisodeWriter:
     shard. Collection and DAgger write through it.
     """
 
-    def __init__(self, root: str | Path, num_envs: int, names, split: str | None = None):
-        self.root, self.names, self.split = Path(root), names, split
+    def __init__(self, root, num_envs: int, names, split: str | None = None, game=None):
+        self.root, self.names, self.split, self.game = Path(root), names, split, game
         self.frames: list[list] = [[] for _ in range(num_envs)]
         self.actions: list[list] = [[] for _ in range(num_envs)]
         self.rewards: list[list] = [[] for _ in range(num_envs)]
@@ -320,6 +240,7 @@ class EpisodeWriter:
             np.asarray(self.actions[i]),
             rewards,
             [segment],
+            self.game,
         )
         self.frames[i], self.actions[i], self.rewards[i] = [], [], []
         self.count[i] += 1

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from cfcclone.atomic import atomic_path
 from cfcclone.data.dataset import SequenceDataset
-from cfcclone.data.format import DatasetError, Manifest, Segment, write_shard
+from cfcclone.data.format import DatasetError, Segment, write_shard
+from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig, action_meanings
 
 SPLITS = ("train", "val")
@@ -140,7 +141,7 @@ def import_ncps(src, out, game: str = "breakout", progress: bool = True) -> Mani
             )
             rewards = np.zeros(len(actions), np.float32)
             name = f"{first // FILES_PER_SHARD:06d}"
-            write_shard(tmp, name, frames, actions, rewards, segments)
+            write_shard(tmp, name, frames, actions, rewards, segments, game)
             bar.update(len(chunk))
         manifest = Manifest(
             game=game,
