@@ -16,6 +16,21 @@ import torch
 from cfcclone.models import ConvCfC
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """ "auto" is CUDA where torch sees one, else the CPU; an unusable name is a ValueError."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(
+            f"unknown device {name!r} ({e}); expected auto, cpu, cuda or cuda:N"
+        ) from None
+
+
 def check_policy_matches_env(policy: ConvCfC, action_meanings: list[str]) -> None:
     """Raise a ValueError if the policy's actions are not the env's actions."""
     c = policy.config
@@ -45,7 +60,7 @@ class StatefulAgent:
             raise ValueError(f"expected num_envs >= 1, got {num_envs}")
         if temperature < 0:
             raise ValueError(f"expected temperature >= 0, got {temperature}")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.policy = policy.to(self.device).eval()
         self.num_envs = num_envs
         self.temperature = temperature

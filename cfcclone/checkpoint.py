@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from cfcclone.agent import resolve_device
 from cfcclone.atomic import atomic_path
 from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC, PolicyConfig
@@ -145,7 +146,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> LoadedP
         env = make_vector_env(num_envs=8, config=loaded.env_config)   # what it was trained on
         agent = StatefulAgent.for_env(loaded.policy, env)
     """
-    path = Path(path)
+    path, device = Path(path), resolve_device(device)
     config = read_config(path)
     policy_config, env_config, train_config = _configs(path, config)
     policy = ConvCfC(policy_config)

@@ -229,9 +229,17 @@ def _start(config: DaggerConfig, out: Path) -> dict:
         student = Path(config.init)
     return {
         "rounds_done": 0,
-        "student": str(student.resolve()),
+        "student": _relative(student.resolve(), out),
         "labels": Manifest.read(data).steps,
     }
+
+
+def _relative(path: Path, out: Path) -> str:
+    """`path` relative to the run folder where it lies inside it, else absolute."""
+    try:
+        return str(path.relative_to(out))
+    except ValueError:
+        return str(path)
 
 
 def _save_state(out: Path, state: dict, config: DaggerConfig) -> None:
@@ -293,7 +301,8 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     t0, data = time.perf_counter(), out / "data"
     _drop_round(data, out, round_)
     beta = config.beta * config.beta_decay ** (round_ - 1)
-    policy = load_policy(state["student"], device).policy
+    previous = out / state["student"]  # relative to OUT: the run can move, or resume elsewhere
+    policy = load_policy(previous, device).policy
     check_policy_matches_env(policy, Manifest.read(data).action_meanings)
     env = make_vector_env(num_envs=config.envs, config=env_config, ram=True)
     try:
@@ -307,7 +316,7 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
         env.close()
     _write_manifest(config, env_config, data)
     run = out / f"round{round_:02d}"
-    recipe = dataclasses.replace(config.train, data=str(data), out=str(run), init=state["student"])
+    recipe = dataclasses.replace(config.train, data=str(data), out=str(run), init=str(previous))
     Trainer(recipe).fit()
     student = run / "best.safetensors"
     result = None
@@ -321,7 +330,7 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
             device=device,
         )
     labels = state["labels"] + rollout_stats["labels"]
-    state.update(rounds_done=round_, student=str(student), labels=labels)
+    state.update(rounds_done=round_, student=_relative(student, out), labels=labels)
     row = {
         "round": round_,
         "beta": beta,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from cfcclone.agent import StatefulAgent, check_policy_matches_env
+from cfcclone.agent import StatefulAgent, check_policy_matches_env, resolve_device
 from cfcclone.envs import EnvConfig, make_vector_env
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 
@@ -108,6 +108,7 @@ def evaluate_policy(
         device: cpu, cuda or cuda:N: where the policy and its hidden state live.
     """
     _check_episodes(episodes)
+    device = resolve_device(device)
     env = make_vector_env(num_envs=min(envs, episodes), config=env_config)
     check_policy_matches_env(policy, env.action_meanings)
     was_training = policy.training

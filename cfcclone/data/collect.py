@@ -11,11 +11,15 @@ episode in progress then is kept, marked incomplete.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing as mp
+import os
 import pickle
 import queue as queue_module
-import traceback
+import shutil
+import signal
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +28,12 @@ from tqdm.auto import tqdm
 from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sweep_temporaries
 from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig, action_meanings, check_game, make_vector_env
-from cfcclone.experts import expert_name
+from cfcclone.experts import expert_name, make_expert
 from cfcclone.rollout import rollout
 
 _REPORT_EVERY = 256
+WORKER_BYTES = 200_000_000
+"""Memory of one collection worker (torch, the emulator and an episode's frames)."""
 
 
 class CollectionError(RuntimeError):
@@ -73,8 +79,8 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
     """Play episodes until this worker has `budget` steps on disk."""
     import torch
 
-    from cfcclone.experts import make_expert
-
+    if hasattr(report, "put"):  # a worker process: die with the parent, never orphaned
+        _die_with_parent()
     report = getattr(report, "put", report)  # a multiprocessing queue, or a callback
     try:
         torch.set_num_threads(1)
@@ -89,9 +95,48 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
             seed_j = episode_seed(seed, worker, episode)
             steps += _play_episode(writer, env, expert, seed_j, budget - steps, report, worker)
         report(("done", worker, None))
-    except BaseException:
-        report(("error", worker, traceback.format_exc()))
+    except BaseException as e:
+        report(("error", worker, f"{type(e).__name__}: {e}"))
         raise
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # not Linux: a killed parent may leave its workers to finish their episode
+    if os.getppid() == 1:  # the parent died before the request
+        os._exit(1)
+
+
+def _available_memory() -> int | None:
+    """Bytes the kernel could give now (MemAvailable, page cache included), where known."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        return kib * 1024
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def check_workers(envs: int) -> None:
+    """Warn above the core count; refuse more workers than memory holds (~200 MB each)."""
+    cores = os.cpu_count() or 1
+    if envs > cores:
+        warnings.warn(
+            f"{envs} collection workers on {cores} cores: they will share them", stacklevel=3
+        )
+    free = _available_memory()
+    if free is None:
+        return
+    if envs * WORKER_BYTES > free:
+        raise ValueError(
+            f"{envs} collection workers need about {envs * WORKER_BYTES / 1e9:.0f} GB "
+            f"({WORKER_BYTES / 1e6:.0f} MB each), more than the {free / 1e9:.0f} GB free; "
+            f"use at most --envs {max(1, free // WORKER_BYTES)}"
+        )
 
 
 def _prepare(out: Path, settings: Manifest, resume: bool) -> None:
@@ -147,7 +192,9 @@ def collect(
     check_game(game)
     if frames < 1 or envs < 1:
         raise ValueError(f"expected frames >= 1 and envs >= 1, got {frames} and {envs}")
+    check_workers(envs)
     env = EnvConfig(game=game, **env_overrides)
+    make_expert(expert, game, num_envs=1)  # a bad expert fails here, before anything is written
     settings = Manifest(
         game=game,
         env=env,
@@ -165,11 +212,15 @@ def collect(
     already = sum(_resume_point(out, w)[0] for w in range(envs))
     with tqdm(total=frames, initial=already, unit="frame", unit_scale=True,
               desc=f"collect {game}", disable=not progress) as bar:  # fmt: skip
-        report = _reporter(bar)
-        if envs == 1 and not isinstance(expert, str):
-            _run_worker(*jobs[0], report)
-        else:
-            _run_processes(jobs, report)
+        try:
+            if envs == 1 and not isinstance(expert, str):
+                _run_worker(*jobs[0], _reporter(bar))
+            else:
+                _run_processes(jobs, _reporter(bar))
+        except BaseException:
+            if not resume and not list_shards(out):  # nothing to resume: leave nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     manifest = settings.summarized(out, status="complete")
     manifest.write(out)
     return manifest
@@ -216,7 +267,7 @@ def _run_processes(jobs: list[tuple], report) -> None:
                     raise CollectionError(f"a collection worker died (exit code {code})") from None
                 continue
             if kind == "error":
-                raise CollectionError(f"collection worker {worker} failed:\n{value}")
+                raise CollectionError(f"collection worker {worker} failed: {value}")
             if kind == "done":
                 running -= 1
             else:

@@ -15,6 +15,8 @@ bool, info) -> (N,) int64`, where `info["ram"]` is (N, 128) uint8 on RAM envs an
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import numpy as np
 
@@ -42,7 +44,13 @@ class CallableExpert:
             and not k.startswith(("_", "final_"))
         }
         for i in range(len(obs)):
-            actions[i] = int(self.fn(obs[i], {k: v[i] for k, v in per_env.items()}))
+            a = self.fn(obs[i], {k: v[i] for k, v in per_env.items()})
+            if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+                raise ValueError(
+                    f"expert {self.name} returned {a!r} ({type(a).__name__}); "
+                    "expected an integer action"
+                )
+            actions[i] = a
         return actions
 
 
@@ -90,6 +98,8 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
         return StatefulAgent(loaded.policy, num_envs, device)
     if ":" in name:
         module, _, attr = name.partition(":")
+        if os.getcwd() not in sys.path:  # as `python -m` does: modules beside the user count
+            sys.path.insert(0, os.getcwd())
         try:
             fn = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:

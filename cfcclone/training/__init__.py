@@ -1,7 +1,9 @@
 """Training: the nested TrainConfig, and the Trainer that runs it (BPTT over windows)."""
 
+from cfcclone.agent import resolve_device
 from cfcclone.training.config import OptimConfig, TrainConfig, WindowConfig
-from cfcclone.training.trainer import Trainer, TrainingError, class_weights, resolve_device, train
+from cfcclone.training.steps import class_weights
+from cfcclone.training.trainer import Trainer, TrainingError, train
 
 __all__ = [
     "OptimConfig",

@@ -100,6 +100,9 @@ class TrainConfig(Config):
     """A checkpoint to start from (its weights and PolicyConfig) instead of a fresh policy."""
     val_fraction: float = 0.1
     """Fraction of the episodes held out for validation."""
+    verify: bool = False
+    """Check the sha256 of every frame when the data is opened (actions and rewards are always
+    checked); about 1 s per 100,000 frames."""
     seed: int = 0
     """Seeds the initial weights, the batches and the split."""
     progress: bool = True

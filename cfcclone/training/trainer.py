@@ -24,15 +24,23 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from tqdm.auto import tqdm
 
-from cfcclone.agent import check_policy_matches_env
+from cfcclone.agent import check_policy_matches_env, resolve_device
 from cfcclone.atomic import append_line, atomic_write_text
-from cfcclone.checkpoint import load_policy, load_train_state, save_policy, save_train_state
+from cfcclone.checkpoint import (
+    CheckpointError,
+    load_policy,
+    load_train_state,
+    save_policy,
+    save_train_state,
+)
 from cfcclone.data import SequenceDataset
 from cfcclone.evaluation import evaluate_policy
 from cfcclone.models import ConvCfC
@@ -45,20 +53,6 @@ STATE = "train_state.safetensors"
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the message says what was kept."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" is CUDA where torch sees one, else the CPU; an unusable name is a ValueError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(
-            f"unknown device {name!r} ({e}); expected auto, cpu, cuda or cuda:N"
-        ) from None
 
 
 def train(config: TrainConfig, resume: bool = False) -> list[dict]:
@@ -76,13 +70,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False):
         self.out = Path(config.out)
         if resume:
-            config = _resumed_config(self.out, config)
-        elif (self.out / "last.safetensors").exists():
+            check_resume(stored_config(self.out), config)
+        elif (self.out / STATE).exists():
             raise FileExistsError(f"{self.out} already holds a run; pass --resume or another --out")
         c = self.config = config
         self.device = resolve_device(c.device)
-        self.train_set = SequenceDataset(c.data, c.window.seq_len, "train", c.val_fraction, c.seed)
-        self.val_set = SequenceDataset(c.data, c.window.seq_len, "val", c.val_fraction, c.seed)
+        w, f = c.window.seq_len, c.val_fraction
+        self.train_set = SequenceDataset(c.data, w, "train", f, c.seed, c.verify)
+        self.val_set = SequenceDataset(c.data, w, "val", f, c.seed)
         torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
         self.policy = self._initial_policy().to(self.device)
         # the config saved with the run names the policy it trains (an init's, where given)
@@ -243,6 +238,17 @@ class Trainer:
         return rows
 
     def _save(self, row: dict) -> None:
+        """Write the epoch's checkpoints, resume state and metrics row; a failed write (a full
+        disk) stops training with what was kept and how to go on."""
+        try:
+            self._write(row)
+        except (OSError, SafetensorError) as e:
+            raise TrainingError(
+                f"could not write the run's files in {self.out} ({e}); the resume state holds "
+                f"the last epoch written in full. Free space, then rerun with --resume"
+            ) from None
+
+    def _write(self, row: dict) -> None:
         ret = row["return_mean"] if row["return_mean"] is not None else -(row["val_loss"] or 0)
         improved = ret > self.best
         self.best = max(self.best, ret)
@@ -272,20 +278,35 @@ class Trainer:
 
 def stored_config(run: str | Path) -> TrainConfig:
     """The TrainConfig saved in a run's resume state."""
-    from safetensors import safe_open
-
     path = Path(run) / STATE
     if not path.exists():
-        raise FileNotFoundError(f"nothing to resume: {path} does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["cfcclone-train-state"])
-    return TrainConfig.from_dict(meta["state"]["config"], f"{path} config")
+        raise FileNotFoundError(
+            f"nothing to resume: {path} does not exist (no epoch finished); "
+            "start the run again without --resume"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["cfcclone-train-state"])
+        return TrainConfig.from_dict(meta["state"]["config"], f"{path} config")
+    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not a cfcclone training state ({e})") from None
 
 
-def _resumed_config(run: Path, given: TrainConfig) -> TrainConfig:
-    """The stored config of the run; `epochs` (to extend it) and `progress` come from `given`."""
-    stored = stored_config(run)
-    return dataclasses.replace(stored, epochs=given.epochs, progress=given.progress)
+ARCHITECTURE = ("encoder", "units", "mode", "backbone_units", "backbone_layers", "mixed_memory")
+
+
+def check_resume(stored: TrainConfig, given: TrainConfig) -> None:
+    """Refuse to resume a run with another model or other data: name the option."""
+    for name in ARCHITECTURE:
+        old, new = getattr(stored.policy, name), getattr(given.policy, name)
+        if old != new:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"cannot resume {stored.out} with {flag} {new}: the run trains {old}")
+    if Path(stored.data).resolve() != Path(given.data).resolve():
+        raise ValueError(
+            f"cannot resume {stored.out} on {given.data}: the run trains on {stored.data} "
+            "(to train on other data, start a new run with --init CHECKPOINT)"
+        )
 
 
 def _truncate_metrics(path: Path, epoch: int) -> None:
@@ -298,7 +319,8 @@ def _truncate_metrics(path: Path, epoch: int) -> None:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # the line a crash cut short
+            warnings.warn(f"{path}: dropped a line a crash cut short: {line[:60]!r}", stacklevel=2)
+            continue
         if row.get("epoch", 0) <= epoch:
             rows.append(line)
     atomic_write_text(path, "".join(r + "\n" for r in rows))
