@@ -194,3 +194,20 @@ def test_init_from_a_checkpoint_and_bad_inits(tracker_data, tmp_path):
     )
     with pytest.raises(ValueError, match="the tracker expert plays breakout, not 'pong'"):
         run_dagger(_tiny(tmp_path, init=str(pong), out=str(tmp_path / "y")))
+
+
+@pytest.mark.slow
+def test_resume_from_another_directory(tracker_data, tmp_path, monkeypatch):
+    """dagger.json keeps the student's path relative to the run: the run resumes from
+    anywhere, and can be moved."""
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    config = _tiny(tmp_path, init=str(tracker_data), rounds=1, out="run")
+    run_dagger(config, progress=False)
+    state = json.loads((tmp_path / "a" / "run" / "dagger.json").read_text())
+    assert state["student"] == "round01/best.safetensors"
+    (tmp_path / "a" / "run").rename(tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    moved = _tiny(tmp_path, init=str(tracker_data), rounds=2, out=str(tmp_path / "moved"))
+    rows = run_dagger(moved, resume=True, progress=False)
+    assert [r["round"] for r in rows] == [2]
