@@ -31,8 +31,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
         ) from None
 
 
-def check_policy_matches_env(policy: ConvCfC, action_meanings: list[str]) -> None:
-    """Raise a ValueError if the policy's actions are not the env's actions."""
+def check_policy_matches_env(policy, action_meanings: list[str]) -> None:
+    """Raise a ValueError if the actions of `policy` (a ConvCfC, or an agent with its
+    PolicyConfig as `.config`) are not the env's actions."""
     c = policy.config
     if c.n_actions != len(action_meanings):
         raise ValueError(
@@ -74,6 +75,11 @@ class StatefulAgent:
         """An agent sized for `env` (one env or a vector env), after checking its actions."""
         check_policy_matches_env(policy, env.action_meanings)
         return cls(policy, getattr(env, "num_envs", 1), device, **kwargs)
+
+    @property
+    def config(self):
+        """The policy's PolicyConfig (its actions)."""
+        return self.policy.config
 
     def reset(self) -> None:
         """Zero the hidden state of every env."""

@@ -85,6 +85,28 @@ def run_episodes(actor, env, episodes: int, seed: int = 0, progress: bool = Fals
     return EvalResult(flat(returns), flat(lengths), steps, time.perf_counter() - t0)
 
 
+def evaluate_actor(
+    actor_for,
+    env_config: EnvConfig,
+    episodes: int = 30,
+    envs: int = 16,
+    seed: int = 0,
+    progress: bool = False,
+) -> EvalResult:
+    """Returns of the Actor `actor_for(num_envs)` on the C++ vector env by the same protocol
+    (an exported ONNX policy: `actor_for = lambda n: OnnxAgent(path, n)`)."""
+    _check_episodes(episodes)
+    env = make_vector_env(num_envs=min(envs, episodes), config=env_config)
+    try:
+        actor = actor_for(env.num_envs)
+        if hasattr(actor, "config"):  # a policy's agent: its actions must be the env's
+            check_policy_matches_env(actor, env.action_meanings)
+        with rollout_threads(getattr(actor, "device", "cpu")):
+            return run_episodes(actor, env, episodes, seed, progress)
+    finally:
+        env.close()
+
+
 def evaluate_policy(
     policy,
     env_config: EnvConfig,
@@ -107,17 +129,11 @@ def evaluate_policy(
         seed: the reset seed of the vector env.
         device: cpu, cuda or cuda:N: where the policy and its hidden state live.
     """
-    _check_episodes(episodes)
-    device = resolve_device(device)
-    env = make_vector_env(num_envs=min(envs, episodes), config=env_config)
-    check_policy_matches_env(policy, env.action_meanings)
-    was_training = policy.training
-    agent = StatefulAgent(policy, env.num_envs, device)
+    device, was_training = resolve_device(device), policy.training
     try:
-        with rollout_threads(device):
-            return run_episodes(agent, env, episodes, seed, progress)
+        agent = lambda n: StatefulAgent(policy, n, device)  # noqa: E731
+        return evaluate_actor(agent, env_config, episodes, envs, seed, progress)
     finally:
-        env.close()
         policy.train(was_training)
 
 

@@ -8,6 +8,8 @@ RGB screen (210x160), so it works headless; a window needs a display.
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +18,7 @@ import numpy as np
 from cfcclone.agent import StatefulAgent
 from cfcclone.atomic import atomic_path
 from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.models import ConvCfC
 from cfcclone.rollout import rollout
 
 
@@ -50,6 +53,35 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 30) -> No
             imageio.mimwrite(tmp, frames, format="FFMPEG", fps=fps, macro_block_size=1)
 
 
+@dataclass
+class PlayResult:
+    """The returns of the episodes played, and the agent's latency per step."""
+
+    returns: list[float]
+    step_ms: list[float]
+    """Wall time of each act() call, in milliseconds."""
+
+    def latency(self) -> str:
+        p50, p99 = np.percentile(self.step_ms, [50, 99]) if self.step_ms else (0.0, 0.0)
+        return (
+            f"agent step {p50:.1f} ms p50, {p99:.1f} ms p99 "
+            "(real time gives a step of 4 frames 67 ms)"
+        )
+
+
+class _Timed:
+    """An Actor that times the actor it wraps."""
+
+    def __init__(self, actor):
+        self.actor, self.ms = actor, []
+
+    def act(self, obs, episode_start, info):
+        t0 = time.perf_counter()
+        actions = self.actor.act(obs, episode_start, info)
+        self.ms.append(1000 * (time.perf_counter() - t0))
+        return actions
+
+
 def play(
     policy,
     env_config: EnvConfig,
@@ -59,8 +91,9 @@ def play(
     seed: int = 0,
     max_steps: int | None = None,
     frame_every: int = 2,
-) -> list[float]:
-    """Play `episodes` with `policy` (a ConvCfC) on `env_config`; returns the returns.
+) -> PlayResult:
+    """Play `episodes` with `policy` (a ConvCfC, or an Actor for one env such as an
+    `OnnxAgent`) on `env_config`; returns the returns and the agent's step latencies.
 
     Episode k is reset with seed + k. render="human" opens a window; `record` writes every
     `frame_every`-th step to a .gif or .mp4 (about 2x real time).
@@ -81,7 +114,7 @@ def play(
         raise ValueError("--render human needs a display; use --record out.gif to record instead")
     render_mode = "human" if render == "human" else ("rgb_array" if record else None)
     env = make_vector_env(num_envs=1, config=env_config, render_mode=render_mode or "rgb_array")
-    agent = StatefulAgent.for_env(policy, env)
+    agent = _Timed(StatefulAgent.for_env(policy, env) if isinstance(policy, ConvCfC) else policy)
     frames, returns = [], []
     try:
         for episode in range(episodes):
@@ -98,4 +131,4 @@ def play(
         env.close()
     if record:
         write_video(record, frames, fps=max(1, 30 // frame_every))
-    return returns
+    return PlayResult(returns, agent.ms)

@@ -19,8 +19,8 @@ def _policy():
 
 def test_a_recorded_episode_has_every_step_and_starts_at_the_reset(tmp_path):
     gif = tmp_path / "clone.gif"
-    returns = play(_policy(), SHORT, episodes=1, record=gif, seed=4, frame_every=1)
-    assert len(returns) == 1
+    result = play(_policy(), SHORT, episodes=1, record=gif, seed=4, frame_every=1)
+    assert len(result.returns) == 1 and len(result.step_ms) == 50
     with Image.open(gif) as im:
         # GIF merges repeated frames and adds up their durations (30 ms at 30 fps), so the
         # total counts them all
@@ -39,7 +39,9 @@ def test_a_recorded_episode_has_every_step_and_starts_at_the_reset(tmp_path):
 
 
 def test_max_steps_and_episodes(tmp_path):
-    assert len(play(_policy(), SHORT, episodes=2, max_steps=5)) == 2
+    result = play(_policy(), SHORT, episodes=2, max_steps=5)
+    assert len(result.returns) == 2 and len(result.step_ms) == 10
+    assert "ms p50" in result.latency()
 
 
 def test_bad_paths_and_no_display(tmp_path, monkeypatch):

@@ -109,7 +109,7 @@ def _policy_commands(sub) -> None:
         evaluate_policy,
         skip=("policy", "env_config", "progress"),
     )
-    p.add_argument("checkpoint", nargs="?", help="a checkpoint (.safetensors)")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint (.safetensors) or its .onnx export")
     p.add_argument("--expert", help="score an expert instead: planner, tracker, module:function")
     add_options(p, [o for o in params(EnvConfig) if o.name == "game"])
     p.add_argument("--bf16", action="store_true", help="bf16 encoder (faster, not bit-exact)")
@@ -122,7 +122,11 @@ def _policy_commands(sub) -> None:
         play,
         skip=("policy", "env_config"),
     )
-    p.add_argument("checkpoint", help="a checkpoint (.safetensors)")
+    p.add_argument("checkpoint", help="a checkpoint (.safetensors) or its .onnx export")
+    from cfcclone.export import export_onnx
+
+    help_ = "the policy's recurrent step as an ONNX graph (needs the 'export' extra)"
+    _command(sub, "export", commands.export, help_, export_onnx, positional=("checkpoint",))
     _command(
         sub,
         "plot",

@@ -136,6 +136,17 @@ def evaluate(args, options) -> int:
         values.pop("device", None)  # the RAM experts run on the CPU
         result = evaluate_expert(args.expert, env_config, **values, progress=True)
         label = f"expert {args.expert} on {env_config.game}"
+    elif str(args.checkpoint).endswith(".onnx"):
+        from cfcclone.evaluation import evaluate_actor
+        from cfcclone.export import OnnxAgent
+
+        agent = lambda n: OnnxAgent(args.checkpoint, n)  # noqa: E731
+        env_config = agent(1).env_config
+        if game and game != env_config.game:
+            raise ValueError(f"{args.checkpoint} plays {env_config.game}, not {game}")
+        values.pop("device", None)  # onnxruntime's CPU provider
+        result = evaluate_actor(agent, env_config, **values, progress=True)
+        label = f"{args.checkpoint} on {env_config.game}"
     elif args.checkpoint:
         from cfcclone.checkpoint import load_policy
 
@@ -162,9 +173,23 @@ def play(args, options) -> int:
         if not has_display():
             raise ValueError("no display here: pass --record out.gif (or .mp4) to record")
         values["render"] = "human"
-    loaded = load_policy(args.checkpoint)
-    returns = play(loaded.policy, loaded.env_config, **values)
-    print(f"returns {returns}" + (f"; recorded {values['record']}" if values.get("record") else ""))
+    if str(args.checkpoint).endswith(".onnx"):
+        from cfcclone.export import OnnxAgent
+
+        agent = OnnxAgent(args.checkpoint, 1)
+        result = play(agent, agent.env_config, **values)
+    else:
+        loaded = load_policy(args.checkpoint)
+        result = play(loaded.policy, loaded.env_config, **values)
+    recorded = f"; recorded {values['record']}" if values.get("record") else ""
+    print(f"returns {result.returns}{recorded}; {result.latency()}")
+    return 0
+
+
+def export(args, options) -> int:
+    from cfcclone.export import export_onnx
+
+    print(export_onnx(**given(args, options)))
     return 0
 
 

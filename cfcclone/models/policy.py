@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 from ncps.torch import CfC
@@ -178,6 +179,42 @@ class ConvCfC(nn.Module):
             logits, hx = self.rnn(features[:, lo:hi], hx)
             pieces.append(logits)
         return torch.cat(pieces, 1), hx
+
+    @torch.inference_mode()
+    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+        """SB3-contrib's recurrent `predict`, in numpy: (actions (N,) int64, next state).
+
+        observation (N, stack, 84, 84) uint8 (or one (stack, 84, 84)); `state` as returned by
+        the last call (None: zeros); `episode_start` (N,) bool zeroes those envs' state first.
+        `deterministic=False` samples from the softmax. The state is numpy (a pair of arrays
+        with mixed memory), so it can be kept anywhere between calls.
+
+            state, start = None, np.ones(n, bool)
+            actions, state = policy.predict(obs, state, start)
+        """
+        obs = torch.as_tensor(np.asarray(observation))
+        single = obs.dim() == 3
+        obs = obs[None] if single else obs
+        n, device = obs.shape[0], next(self.parameters()).device
+        start = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool)
+        if state is None:
+            hx = self.initial_state(n, device)
+        else:
+            hx = (
+                tuple(torch.as_tensor(s, device=device) for s in state)
+                if isinstance(state, tuple)
+                else torch.as_tensor(state, device=device)
+            )
+        mask = torch.as_tensor(start.reshape(n, 1), device=device)
+        logits, hx = self(obs.to(device)[:, None], hx, mask)
+        logits = logits[:, 0].float()
+        if deterministic:
+            actions = logits.argmax(-1)
+        else:
+            actions = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
+        state = tuple(h.cpu().numpy() for h in hx) if isinstance(hx, tuple) else hx.cpu().numpy()
+        actions = actions.cpu().numpy().astype(np.int64)
+        return (actions[0] if single else actions), state
 
     def initial_state(self, batch_size: int, device=None):
         """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory."""

@@ -1,0 +1,177 @@
+"""ONNX export of the recurrent step, and the agent that runs it outside PyTorch.
+
+The exported graph is one closed-loop step of a ConvCfC for N envs, with the recurrent state
+explicit, as TorchRL's ONNX policies and SB3-contrib's `predict` have it:
+
+    inputs   obs (N, 4, 84, 84) uint8, state (N, H) float32 [, cell (N, H) with mixed
+             memory], episode_start (N,) bool (the state rows of those envs are zeroed first)
+    outputs  logits (N, A) float32, next_state (N, H) [, next_cell (N, H)]
+
+N is dynamic. The checkpoint's JSON (policy, env, versions) is stored in the ONNX metadata
+under "cfcclone", so `OnnxAgent` knows the game and preprocessing it was trained on, and
+`cfcclone eval policy.onnx` scores it exactly as the checkpoint: through the one rollout loop.
+onnx and onnxruntime come with the 'export' extra.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cfcclone.atomic import atomic_path
+from cfcclone.checkpoint import CheckpointError, _configs, load_policy
+from cfcclone.models import ConvCfC
+
+
+class ExportError(ValueError):
+    """An ONNX file is missing, unreadable, not cfcclone's, or of another shape."""
+
+
+class PolicyStep(torch.nn.Module):
+    """One ConvCfC step with the state explicit: (obs, state[, cell], episode_start) ->
+    (logits, next_state[, next_cell]); the graph that is exported."""
+
+    def __init__(self, policy: ConvCfC):
+        super().__init__()
+        self.policy = policy
+        self.mixed = policy.config.mixed_memory
+
+    def forward(self, obs, *args):
+        *state, start = args
+        hx = tuple(state) if self.mixed else state[0]
+        logits, hx = self.policy(obs[:, None], hx, start[:, None])
+        return (logits[:, 0], *hx) if self.mixed else (logits[:, 0], hx)
+
+
+def _names(mixed: bool) -> tuple[list[str], list[str]]:
+    inputs = ["obs", "state", *(["cell"] * mixed), "episode_start"]
+    outputs = ["logits", "next_state", *(["next_cell"] * mixed)]
+    return inputs, outputs
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
+    """Write the checkpoint's policy step as an ONNX graph (see the module doc).
+
+        from cfcclone.export import export_onnx
+        export_onnx("checkpoints/breakout_nature.safetensors", "breakout.onnx")
+
+    Args:
+        checkpoint: a cfcclone checkpoint (.safetensors).
+        out: the .onnx file to write.
+    """
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ExportError(f"expected an .onnx path, got {out}")
+    loaded = load_policy(checkpoint)
+    policy = loaded.policy.use_bf16(False).eval()  # fp32: what every runtime runs
+    step = PolicyStep(policy).eval()
+    c = policy.config
+    n = 2
+    obs = torch.zeros(n, c.stack, c.screen_size, c.screen_size, dtype=torch.uint8)
+    state = policy.initial_state(n)
+    state = state if isinstance(state, tuple) else (state,)
+    args = (obs, *state, torch.ones(n, dtype=torch.bool))
+    inputs, outputs = _names(c.mixed_memory)
+    axes = {name: {0: "N"} for name in inputs + outputs}
+    with atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        torch.onnx.export(
+            step,
+            args,
+            str(tmp),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+        _stamp(tmp, loaded.meta)
+    return out
+
+
+def _stamp(path: Path, meta: dict) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "cfcclone", json.dumps(meta)
+    onnx.save(model, str(path))
+
+
+class OnnxAgent:
+    """An exported policy as an Actor, on onnxruntime: greedy actions for N envs, the state
+    kept in numpy and zeroed per env where `episode_start`."""
+
+    def __init__(self, path: str | Path, num_envs: int):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ExportError(
+                "ONNX policies need onnxruntime: pip install 'cfcclone[export]'"
+            ) from None
+        path = Path(path)
+        if not path.is_file():
+            raise ExportError(f"{path}: no such ONNX file")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own exception types
+            raise ExportError(f"{path}: not a readable ONNX model ({e})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "cfcclone" not in meta:
+            raise ExportError(
+                f"{path}: an ONNX model without cfcclone metadata; export one with cfcclone export"
+            )
+        try:
+            self.meta = json.loads(meta["cfcclone"])
+            self.config, self.env_config, _ = _configs(path, self.meta)
+        except (json.JSONDecodeError, CheckpointError) as e:
+            raise ExportError(f"{path}: bad cfcclone metadata ({e})") from None
+        self._check_graph(path)
+        self.num_envs = num_envs
+        self.reset()
+
+    def _check_graph(self, path: Path) -> None:
+        inputs, outputs = _names(self.config.mixed_memory)
+        got = (
+            [i.name for i in self.session.get_inputs()],
+            [o.name for o in self.session.get_outputs()],
+        )
+        c = self.config
+        shape = self.session.get_inputs()[0].shape[1:]
+        if got != (inputs, outputs) or list(shape) != [c.stack, c.screen_size, c.screen_size]:
+            raise ExportError(
+                f"{path}: expected inputs {inputs} with obs (N, {c.stack}, {c.screen_size}, "
+                f"{c.screen_size}) and outputs {outputs}, got {got[0]} with obs {shape} and "
+                f"{got[1]}"
+            )
+
+    @property
+    def action_meanings(self) -> list[str]:
+        return list(self.config.action_meanings)
+
+    def reset(self) -> None:
+        size = self.session.get_inputs()[1].shape[1]
+        self.state = [
+            np.zeros((self.num_envs, size), np.float32) for _ in range(1 + self.config.mixed_memory)
+        ]
+
+    def logits(self, obs, episode_start) -> np.ndarray:
+        """(N, A) float32 for obs (N, stack, H, W) uint8 and episode_start (N,) bool."""
+        obs, start = np.ascontiguousarray(obs, np.uint8), np.asarray(episode_start, bool)
+        if obs.shape[0] != self.num_envs or start.shape != (self.num_envs,):
+            raise ValueError(
+                f"expected obs and episode_start for {self.num_envs} envs, got {obs.shape} and "
+                f"{start.shape}"
+            )
+        names = [i.name for i in self.session.get_inputs()]
+        feeds = dict(zip(names, [obs, *self.state, start], strict=True))
+        logits, *self.state = self.session.run(None, feeds)
+        return logits
+
+    def act(self, obs, episode_start, info=None) -> np.ndarray:
+        """Greedy actions (N,) int64: the Actor protocol."""
+        return self.logits(obs, episode_start).argmax(-1).astype(np.int64)
