@@ -82,6 +82,19 @@ class _Timed:
         return actions
 
 
+class Pacer:
+    """Sleeps so that successive `wait()` calls are `period` seconds apart (0: never)."""
+
+    def __init__(self, period: float):
+        self.period, self.next = period, time.perf_counter() + period
+
+    def wait(self) -> None:
+        if self.period <= 0:
+            return
+        time.sleep(max(0.0, self.next - time.perf_counter()))
+        self.next = max(self.next + self.period, time.perf_counter())
+
+
 def play(
     policy,
     env_config: EnvConfig,
@@ -95,8 +108,9 @@ def play(
     """Play `episodes` with `policy` (a ConvCfC, or an Actor for one env such as an
     `OnnxAgent`) on `env_config`; returns the returns and the agent's step latencies.
 
-    Episode k is reset with seed + k. render="human" opens a window; `record` writes every
-    `frame_every`-th step to a .gif or .mp4 (about 2x real time).
+    Episode k is reset with seed + k. render="human" opens a window and plays at the game's
+    pace (60 frames a second); `record` writes every `frame_every`-th step to a .gif or .mp4
+    (about 2x real time).
 
         from cfcclone import load_policy, play
         loaded = load_policy("checkpoints/breakout_nature.safetensors")
@@ -116,10 +130,13 @@ def play(
     env = make_vector_env(num_envs=1, config=env_config, render_mode=render_mode or "rgb_array")
     agent = _Timed(StatefulAgent.for_env(policy, env) if isinstance(policy, ConvCfC) else policy)
     frames, returns = [], []
+    # a window plays at the game's pace: frame_skip frames of 1/60 s a step
+    pace = Pacer(env_config.frame_skip / 60 if render == "human" else 0.0)
     try:
         for episode in range(episodes):
             total, steps = 0.0, 0
             for t in rollout(env, agent, seed + episode):
+                pace.wait()
                 total += float(t.reward[0])
                 if record and steps % frame_every == 0:
                     frames.append(env.render()[0])

@@ -54,3 +54,20 @@ def test_bad_paths_and_no_display(tmp_path, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(ValueError, match="needs a display"):
         play(_policy(), SHORT, render="human")
+
+
+def test_the_pacer_keeps_the_games_pace(monkeypatch):
+    import time
+
+    from cfcclone.play import Pacer
+
+    pacer, t0 = Pacer(0.02), time.perf_counter()
+    for _ in range(10):
+        pacer.wait()
+    assert time.perf_counter() - t0 >= 0.2 - 1e-3  # 10 steps of 20 ms, never faster
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    free = Pacer(0.0)
+    for _ in range(10):
+        free.wait()
+    assert slept == []  # without a window, play never waits
