@@ -68,7 +68,7 @@ def test_onnx_steps_equal_torch_over_a_rollout_with_resets(tmp_path, policy):
     loaded = load_policy(path)
     env = make_vector_env(num_envs=4, config=SHORT, ram=True)  # no-op starts count: resets vary
     both = Both(StatefulAgent(loaded.policy, 4), OnnxAgent(onnx, 4))
-    steps = 300 if policy["encoder"] != "tutorial" else 120  # its convolutions are slow here
+    steps = 300
     resets = set()
     for i, t in enumerate(rollout(env, both, seed=1)):
         resets |= {i for e in np.flatnonzero(t.episode_start) if i}
