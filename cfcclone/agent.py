@@ -17,7 +17,8 @@ from cfcclone.models import ConvCfC
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
-    """ "auto" is CUDA where torch sees one, else the CPU; an unusable name is a ValueError."""
+    """The torch device for `name`: auto is CUDA where torch sees one, else the CPU; a name
+    torch cannot use is a ValueError."""
     name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
