@@ -7,6 +7,7 @@ of the library call behind the subcommand, so its default, choices and help live
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cfcclone.cli import commands
@@ -176,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args, options)
     except KeyboardInterrupt:
         return commands.interrupted(args.command)
+    except BrokenPipeError:  # `cfcclone stats DIR | head`: the reader left, as with any tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, FileExistsError, FileNotFoundError, TrainingError, CollectionError) as e:
         print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
         return 2
