@@ -121,8 +121,9 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
-def _configs(path: Path, config: dict):
-    """The PolicyConfig, EnvConfig and TrainConfig (or None) stored in a checkpoint."""
+def stored_configs(path: Path, config: dict):
+    """The PolicyConfig, EnvConfig and TrainConfig (or None) of a checkpoint's stored JSON
+    (also an ONNX export's); a CheckpointError names the file and the bad field."""
     from cfcclone.training.config import TrainConfig
 
     try:
@@ -148,7 +149,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> LoadedP
     """
     path, device = Path(path), resolve_device(device)
     config = read_config(path)
-    policy_config, env_config, train_config = _configs(path, config)
+    policy_config, env_config, train_config = stored_configs(path, config)
     policy = ConvCfC(policy_config)
     try:
         state = load_file(str(path))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from cfcclone.atomic import atomic_path
-from cfcclone.checkpoint import CheckpointError, _configs, load_policy
+from cfcclone.checkpoint import CheckpointError, load_policy, stored_configs
 from cfcclone.models import ConvCfC
 
 
@@ -127,7 +127,7 @@ class OnnxAgent:
             )
         try:
             self.meta = json.loads(meta["cfcclone"])
-            self.config, self.env_config, _ = _configs(path, self.meta)
+            self.config, self.env_config, _ = stored_configs(path, self.meta)
         except (json.JSONDecodeError, CheckpointError) as e:
             raise ExportError(f"{path}: bad cfcclone metadata ({e})") from None
         self._check_graph(path)

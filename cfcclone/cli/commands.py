@@ -125,6 +125,12 @@ def dagger(args, options) -> int:
     return 0
 
 
+def _same_game(path, env_config, game) -> None:
+    """--game with a policy must be the game it was trained on."""
+    if game and game != env_config.game:
+        raise ValueError(f"{path} plays {env_config.game}, not {game}")
+
+
 def evaluate(args, options) -> int:
     from cfcclone.envs import EnvConfig
     from cfcclone.evaluation import evaluate_expert, evaluate_policy
@@ -142,8 +148,7 @@ def evaluate(args, options) -> int:
 
         agent = lambda n: OnnxAgent(args.checkpoint, n)  # noqa: E731
         env_config = agent(1).env_config
-        if game and game != env_config.game:
-            raise ValueError(f"{args.checkpoint} plays {env_config.game}, not {game}")
+        _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
         result = evaluate_actor(agent, env_config, **values, progress=True)
         label = f"{args.checkpoint} on {env_config.game}"
@@ -151,8 +156,7 @@ def evaluate(args, options) -> int:
         from cfcclone.checkpoint import load_policy
 
         loaded = load_policy(args.checkpoint, values.get("device", "cpu"))
-        if game and game != loaded.env_config.game:
-            raise ValueError(f"{args.checkpoint} plays {loaded.env_config.game}, not {game}")
+        _same_game(args.checkpoint, loaded.env_config, game)
         loaded.policy.use_bf16(args.bf16)
         result = evaluate_policy(loaded.policy, loaded.env_config, **values, progress=True)
         label = f"{args.checkpoint} on {loaded.env_config.game}"

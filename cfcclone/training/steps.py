@@ -10,18 +10,21 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from typing import get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cfcclone.training.config import OptimConfig
+from cfcclone.training.config import ClassWeights, OptimConfig
 
 
 def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
     """Loss weights per action from the train split's action counts (None for "none")."""
-    if mode not in ("none", "balanced", "sqrt"):
-        raise ValueError(f"unknown class weighting {mode!r}; expected none, balanced or sqrt")
+    if mode not in get_args(ClassWeights):
+        raise ValueError(
+            f"unknown class weighting {mode!r}; expected one of {list(get_args(ClassWeights))}"
+        )
     if mode == "none":
         return None
     w = counts.sum() / (len(counts) * np.maximum(counts, 1))
