@@ -59,8 +59,8 @@ def _measure(c: BenchConfig, ref, ref_reason, device, tmp: Path, log) -> dict:
     log(f"collecting {c.frames} frames and exporting them to the tutorial's format")
     root, dst, data = F.make_data(tmp, c.frames)
     figs = {
-        f"storage/{name}": F._fig(
-            f"storage: {label}", F._disk_bytes(path) / steps / 1e3, "KB/frame", steps=steps
+        f"storage/{name}": F.figure(
+            f"storage: {label}", F.disk_bytes(path) / steps / 1e3, "KB/frame", steps=steps
         )
         for name, label, path, steps in [
             ("cfcclone", "cfcclone dataset", root, data["steps"]),
@@ -72,7 +72,7 @@ def _measure(c: BenchConfig, ref, ref_reason, device, tmp: Path, log) -> dict:
     label = "train: tutorial pipeline, tutorial encoder"
     if ref is None or "tutorial" not in c.encoders:
         reason = ref_reason or "the tutorial encoder is not in this run"
-        figs["train/tutorial-ref"] = F._fig(label, None, "frames/s", skipped=reason)
+        figs["train/tutorial-ref"] = F.figure(label, None, "frames/s", skipped=reason)
     else:
         log(f"training the tutorial's pipeline (1 + {c.train_steps} steps)")
         figs["train/tutorial-ref"] = F.train_reference(ref, dst, c, device)
@@ -94,7 +94,7 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
 
     label = "rollout: tutorial loop, 1 env"
     if ref is None:
-        figs["rollout/tutorial-ref"] = F._fig(label, None, "steps/s", skipped=ref_reason)
+        figs["rollout/tutorial-ref"] = F.figure(label, None, "steps/s", skipped=ref_reason)
     else:
         log(f"rollout: tutorial loop ({c.rollout_steps} steps)")
         figs["rollout/tutorial-ref"] = F.rollout_reference(ref, c, device)

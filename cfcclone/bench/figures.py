@@ -25,7 +25,7 @@ import torch
 from cfcclone.bench.config import BUDGET_S, REF_WARMUP, RSS_EPISODE, SEQ, BenchConfig
 
 
-def _fig(label: str, value: float | None, unit: str, **details) -> dict:
+def figure(label: str, value: float | None, unit: str, **details) -> dict:
     """A figure; value None with details skipped="why" where it was not measured."""
     return {
         "label": label,
@@ -53,7 +53,7 @@ def _repeat(once, repeats: int, budget_s: float) -> list[float]:
     return rates
 
 
-def _disk_bytes(path: Path) -> int:
+def disk_bytes(path: Path) -> int:
     """Bytes of every file under `path`."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -106,7 +106,7 @@ def train_reference(ref, dst: Path, c: BenchConfig, device: torch.device) -> dic
             f"expected {c.train_steps} tutorial batches of {c.batch}x{SEQ} "
             f"frames, got {frames} frames: too few train files in {dst}"
         )
-    return _fig(
+    return figure(
         "train: tutorial pipeline, tutorial encoder",
         frames / seconds,
         "frames/s",
@@ -143,7 +143,7 @@ def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device,
         trainer.train_step(batch)  # its loss.item() waits for the device
         step_seconds.append(time.perf_counter() - t)
     seconds = time.perf_counter() - t0
-    return _fig(
+    return figure(
         f"train: cfcclone, {encoder} encoder",
         c.batch * SEQ * steps / seconds,
         "frames/s",
@@ -169,7 +169,7 @@ def rollout_reference(ref, c: BenchConfig, device: torch.device) -> dict:
         rates = _repeat(once, c.repeats, BUDGET_S)
     finally:
         env.close()
-    return _fig("rollout: tutorial loop, 1 env", np.median(rates), "steps/s", repeats=rates)
+    return figure("rollout: tutorial loop, 1 env", np.median(rates), "steps/s", repeats=rates)
 
 
 class RandomActor:
@@ -208,7 +208,7 @@ def rollout_vector(num_envs: int, c: BenchConfig, device, policy=None) -> dict:
     finally:
         env.close()
     who = "raw vector env, random actions" if policy is None else "cfcclone agent"
-    return _fig(f"rollout: {who}, {num_envs} envs", np.median(rates), "steps/s", repeats=rates)
+    return figure(f"rollout: {who}, {num_envs} envs", np.median(rates), "steps/s", repeats=rates)
 
 
 def sampler(root: Path, c: BenchConfig) -> dict:
@@ -228,7 +228,7 @@ def sampler(root: Path, c: BenchConfig) -> dict:
             )
         if i:
             rates.append(obs.shape[0] * obs.shape[1] / seconds)
-    return _fig("sampler: SequenceDataset.sample(32) stacks", np.median(rates), "frames/s")
+    return figure("sampler: SequenceDataset.sample(32) stacks", np.median(rates), "frames/s")
 
 
 def write_synthetic(root: Path, frames: int, episode: int) -> None:
@@ -277,14 +277,14 @@ def peak_rss(tmp: Path, c: BenchConfig) -> tuple[dict, dict]:
     mb = {k[:-4] + "_mb": r[k] * 1024 / 1e6 for k in ("opened_kib", "peak_kib", "ru_maxrss_kib")}
     label = f"{c.rss_frames:,} frames"
     return (
-        _fig(
+        figure(
             f"peak RSS: reading all windows of {label}",
             mb.pop("peak_mb"),
             "MB",
             windows=r["windows"],
             **mb,
         ),
-        _fig(
+        figure(
             f"read: all windows of {label}",
             r["frames"] / r["seconds"],
             "frames/s",
