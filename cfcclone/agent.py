@@ -1,7 +1,10 @@
 """StatefulAgent: a ConvCfC playing N envs closed-loop, its hidden state kept on the device.
 
 The agent carries the CfC state from step to step and zeroes it, per env, where an episode
-starts. It is a `cfcclone.rollout.Actor`, so the one rollout loop drives it:
+starts. The state of all N envs lives in one (N, units) tensor on the device; a step of the
+envs `env_ids` gathers their rows, advances them and scatters them back, so asynchronous envs
+that return a different batch of envs each step keep each env's memory its own. It is a
+`cfcclone.rollout.Actor`, so the one rollout loop drives it:
 
     agent = StatefulAgent.for_env(policy, env)
     for t in rollout(env, agent, seed=0):
@@ -86,41 +89,66 @@ class StatefulAgent:
         """Zero the hidden state of every env."""
         self.hx = self.policy.initial_state(self.num_envs, self.device)
 
-    def _to_device(self, obs) -> torch.Tensor:
+    def _to_device(self, obs, batch: int) -> torch.Tensor:
         obs = torch.as_tensor(obs)
-        if obs.dim() == 3 and self.num_envs == 1:
+        if obs.dim() == 3 and batch == 1:
             obs = obs.unsqueeze(0)
         self.policy.check_obs(obs, 4)
-        if obs.shape[0] != self.num_envs:
-            raise ValueError(f"expected obs for {self.num_envs} envs, got {obs.shape[0]}")
+        if obs.shape[0] != batch:
+            raise ValueError(f"expected obs for {batch} envs, got {obs.shape[0]}")
         return obs.to(self.device, non_blocking=True)
 
-    def _mask(self, episode_start) -> torch.Tensor:
+    def _mask(self, episode_start, batch: int) -> torch.Tensor:
         start = torch.as_tensor(episode_start)
-        if start.dim() == 0 and self.num_envs == 1:
+        if start.dim() == 0 and batch == 1:
             start = start.reshape(1)
-        if start.shape != (self.num_envs,) or start.dtype != torch.bool:
+        if start.shape != (batch,) or start.dtype != torch.bool:
             raise ValueError(
-                f"expected episode_start ({self.num_envs},) bool, got "
+                f"expected episode_start ({batch},) bool, got "
                 f"{tuple(start.shape)} {str(start.dtype).replace('torch.', '')}"
             )
-        return start.to(self.device, non_blocking=True)[:, None]  # (N, T=1)
+        return start.to(self.device, non_blocking=True)[:, None]  # (B, T=1)
+
+    def _rows(self, env_ids) -> torch.Tensor | None:
+        """env_ids as a device index, or None where they are all envs in order."""
+        if env_ids is None:
+            return None
+        ids = np.asarray(env_ids, dtype=np.int64).reshape(-1)
+        if len(ids) == self.num_envs and (ids == np.arange(self.num_envs)).all():
+            return None
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.num_envs):
+            raise ValueError(f"expected env ids in [0, {self.num_envs}), got {ids.tolist()}")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"expected distinct env ids, got {ids.tolist()}")
+        return torch.from_numpy(ids).to(self.device, non_blocking=True)
 
     @torch.inference_mode()
-    def step(self, obs, episode_start) -> torch.Tensor:
-        """One CfC step: zero the state where `episode_start`, then advance every env.
+    def step(self, obs, episode_start, env_ids=None) -> torch.Tensor:
+        """One CfC step of the envs `env_ids` (default: all N in order): zero their state where
+        `episode_start`, advance it, and leave every other env's state untouched.
 
-        obs (N, stack, 84, 84) uint8 (numpy or torch), episode_start (N,) bool.
-        Returns logits (N, n_actions) float on the device.
+        obs (B, stack, 84, 84) uint8 (numpy or torch), episode_start (B,) bool, env_ids (B,)
+        int. Returns logits (B, n_actions) float on the device.
         """
-        x = self._to_device(obs)
-        logits, self.hx = self.policy(x[:, None], self.hx, self._mask(episode_start))
+        rows = self._rows(env_ids)
+        batch = self.num_envs if rows is None else len(rows)
+        x, start = self._to_device(obs, batch), self._mask(episode_start, batch)
+        if rows is None:
+            logits, self.hx = self.policy(x[:, None], self.hx, start)
+            return logits[:, 0]
+        hx = tuple(h[rows] for h in self.hx) if isinstance(self.hx, tuple) else self.hx[rows]
+        logits, hx = self.policy(x[:, None], hx, start)
+        if isinstance(self.hx, tuple):
+            for h, new in zip(self.hx, hx, strict=True):
+                h.index_copy_(0, rows, new)
+        else:
+            self.hx.index_copy_(0, rows, hx)
         return logits[:, 0]
 
     def act(self, obs, episode_start, info: dict | None = None) -> np.ndarray:
-        """Actions (N,) int64 for obs (N, stack, 84, 84) uint8 and episode_start (N,) bool
-        (the Actor protocol; info is not used)."""
-        logits = self.step(obs, episode_start)
+        """Actions (B,) int64 for obs (B, stack, 84, 84) uint8 and episode_start (B,) bool of
+        the envs `info["env_id"]` (all N where info has none): the Actor protocol."""
+        logits = self.step(obs, episode_start, (info or {}).get("env_id"))
         if self.temperature == 0:
             actions = logits.argmax(-1)
         else:

@@ -95,16 +95,19 @@ class DaggerConfig(Config):
 
 class BetaMixture:
     """An Actor that plays the expert's action with odds beta (per env and step), else the
-    student's; both are kept in `student_actions` and `expert_actions` for the step."""
+    student's; both are kept per env, in `student_actions` and `expert_actions` (N,)."""
 
-    def __init__(self, student, expert, beta: float, rng: np.random.Generator):
+    def __init__(self, student, expert, beta: float, rng: np.random.Generator, num_envs: int):
         self.student, self.expert, self.beta, self.rng = student, expert, beta, rng
+        self.student_actions = np.zeros(num_envs, np.int64)
+        self.expert_actions = np.zeros(num_envs, np.int64)
 
     def act(self, obs, episode_start, info) -> np.ndarray:
-        self.student_actions = self.student.act(obs, episode_start, info)
-        self.expert_actions = self.expert.act(obs, episode_start, info)
+        ids = info["env_id"]
+        student = self.student_actions[ids] = self.student.act(obs, episode_start, info)
+        expert = self.expert_actions[ids] = self.expert.act(obs, episode_start, info)
         played = self.rng.random(len(obs)) < self.beta
-        return np.where(played, self.expert_actions, self.student_actions)
+        return np.where(played, expert, student)
 
 
 def roll_out(
@@ -123,22 +126,24 @@ def roll_out(
     EpisodeWriter). Returns the agreement of expert and student on the visited states and the
     returns of the episodes that ended."""
     n = env.num_envs
-    mix = BetaMixture(StatefulAgent(policy, n, device), expert, beta, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    mix = BetaMixture(StatefulAgent(policy, n, device), expert, beta, rng, n)
     tally, returns = EpisodeTally(n), []
     agree = counted = steps = 0
     with rollout_threads(device), tqdm(total=labels, desc="roll out", disable=not progress) as bar:
         for t in rollout(env, mix, seed):
             forced = t.executed != t.actions  # the FIRE protocol served: the label is that FIRE
-            agree += int(np.sum((mix.student_actions == mix.expert_actions) & ~forced))
+            student, wanted = mix.student_actions[t.env_ids], mix.expert_actions[t.env_ids]
+            agree += int(np.sum((student == wanted) & ~forced))
             counted += int(np.sum(~forced))
             if writer is not None:
-                writer.add(t.obs, np.where(forced, t.executed, mix.expert_actions), t.reward)
+                writer.add(t.obs, np.where(forced, t.executed, wanted), t.reward, t.env_ids)
             for i, ret, _ in tally.update(t):
                 returns.append(ret)
                 if writer is not None:
                     writer.end(i, complete=True)
-            steps += n
-            bar.update(n)
+            steps += len(t.env_ids)
+            bar.update(len(t.env_ids))
             if steps >= labels:
                 break
     if writer is not None:

@@ -159,19 +159,24 @@ class OnnxAgent:
             np.zeros((self.num_envs, size), np.float32) for _ in range(1 + self.config.mixed_memory)
         ]
 
-    def logits(self, obs, episode_start) -> np.ndarray:
-        """(N, A) float32 for obs (N, stack, H, W) uint8 and episode_start (N,) bool."""
+    def logits(self, obs, episode_start, env_ids=None) -> np.ndarray:
+        """(B, A) float32 for obs (B, stack, H, W) uint8 and episode_start (B,) bool of the
+        envs `env_ids` (default: all N in order); the other envs' state is untouched."""
         obs, start = np.ascontiguousarray(obs, np.uint8), np.asarray(episode_start, bool)
-        if obs.shape[0] != self.num_envs or start.shape != (self.num_envs,):
+        rows = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, np.int64)
+        if obs.shape[0] != len(rows) or start.shape != rows.shape:
             raise ValueError(
-                f"expected obs and episode_start for {self.num_envs} envs, got {obs.shape} and "
+                f"expected obs and episode_start for {len(rows)} envs, got {obs.shape} and "
                 f"{start.shape}"
             )
         names = [i.name for i in self.session.get_inputs()]
-        feeds = dict(zip(names, [obs, *self.state, start], strict=True))
-        logits, *self.state = self.session.run(None, feeds)
+        feeds = dict(zip(names, [obs, *(s[rows] for s in self.state), start], strict=True))
+        logits, *state = self.session.run(None, feeds)
+        for s, new in zip(self.state, state, strict=True):
+            s[rows] = new
         return logits
 
     def act(self, obs, episode_start, info=None) -> np.ndarray:
-        """Greedy actions (N,) int64: the Actor protocol."""
-        return self.logits(obs, episode_start).argmax(-1).astype(np.int64)
+        """Greedy actions (B,) int64 for the envs `info["env_id"]`: the Actor protocol."""
+        ids = (info or {}).get("env_id")
+        return self.logits(obs, episode_start, ids).argmax(-1).astype(np.int64)

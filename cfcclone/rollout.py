@@ -13,7 +13,11 @@ experts of `cfcclone.experts` (which read `info["ram"]`), and callables wrapped 
 `cfcclone.experts.CallableExpert`.
 
     for t in rollout(make_vector_env("breakout", 8), agent, seed=0):
-        ...  # t.obs, t.actions, t.executed, t.reward, t.episode_start, t.done
+        ...  # t.env_ids, t.obs, t.actions, t.executed, t.reward, t.episode_start, t.done
+
+With an asynchronous env (`make_vector_env("breakout", 16, batch_size=8)`) each step holds the
+8 envs that came back first, named by `t.env_ids`, while the other 8 emulate. Actors key their
+per-env memory by `info["env_id"]`.
 """
 
 from __future__ import annotations
@@ -29,59 +33,115 @@ import torch
 
 @runtime_checkable
 class Actor(Protocol):
-    """Actions for N envs: obs (N, stack, 84, 84) uint8, episode_start (N,) bool (True where
-    obs is an episode's first: reset per-env memory there), and the env's info dict (with
-    "ram" (N, 128) on RAM envs). Returns (N,) int64."""
+    """Actions for a batch of B envs: obs (B, stack, 84, 84) uint8, episode_start (B,) bool
+    (True where obs is an episode's first: reset per-env memory there), and the env's info
+    dict, whose "env_id" (B,) int64 names the envs of the batch (all N in order, unless the
+    env steps asynchronously) and, on RAM envs, "ram" (B, 128). Returns (B,) int64."""
 
     def act(self, obs: np.ndarray, episode_start: np.ndarray, info: dict) -> np.ndarray: ...
 
 
 @dataclass
 class Transition:
-    """One vector step. Arrays are (N, ...) over the envs."""
+    """One step of the B envs `env_ids`. Arrays are (B, ...), row k for env env_ids[k]."""
 
     obs: np.ndarray
-    """(N, stack, 84, 84) uint8: what the actor saw."""
+    """(B, stack, 84, 84) uint8: what the actor saw."""
     info: dict
-    """The info that came with `obs` (what the actor was given)."""
+    """The per-env arrays of the info that came with `obs` (what the actor was given)."""
     actions: np.ndarray
-    """(N,) int64: what the actor chose."""
+    """(B,) int64: what the actor chose."""
     executed: np.ndarray
-    """(N,) int64: what ALE executed (FIRE where the env served for the agent)."""
+    """(B,) int64: what ALE executed (FIRE where the env served for the agent)."""
     reward: np.ndarray
-    """(N,) float64: the step's unclipped reward."""
+    """(B,) float64: the step's unclipped reward."""
     episode_start: np.ndarray
-    """(N,) bool: obs is the first observation of an episode."""
+    """(B,) bool: obs is the first observation of an episode."""
     terminated: np.ndarray
     truncated: np.ndarray
+    env_ids: np.ndarray
+    """(B,) int64: the envs of the rows."""
 
     @property
     def done(self) -> np.ndarray:
-        """(N,) bool: this step ended the env's episode."""
+        """(B,) bool: this step ended the env's episode."""
         return self.terminated | self.truncated
 
 
 def rollout(env, actor: Actor, seed: int | None = None) -> Iterator[Transition]:
     """Reset `env` with `seed`, then step it with `actor` forever, one Transition a step.
 
-    The caller stops by leaving the loop. `env` is a vector env with same-step autoreset.
+    The caller stops by leaving the loop. `env` is a vector env with same-step autoreset; an
+    asynchronous one (`make_vector_env(..., batch_size=B)`) returns B envs a step, named by
+    `info["env_id"]`, and each Transition then holds the envs whose step results came back.
+    Per env, the transitions are exactly those of stepping that env alone.
     """
     obs, info = env.reset(seed=seed)
-    start = np.ones(env.num_envs, dtype=bool)
+    n = env.num_envs
+    start = np.ones(n, dtype=bool)  # the env's next observation begins an episode
+    sent = np.zeros(n, dtype=bool)  # an action went to the env; its result is not back yet
+    seen = _PerEnv(n)  # what each env's actor saw when it acted
     while True:
-        actions = np.asarray(actor.act(obs, start, info), dtype=np.int64)
-        next_obs, reward, terminated, truncated, next_info = env.step(actions)
-        yield Transition(
-            obs,
-            info,
-            actions,
-            executed_actions(next_info, actions),
-            np.asarray(reward, np.float64),
-            start,
-            np.asarray(terminated, bool),
-            np.asarray(truncated, bool),
-        )
-        obs, info, start = next_obs, next_info, np.asarray(terminated | truncated, bool)
+        ids = _env_ids(info, len(obs))
+        info["env_id"] = ids
+        actions = np.asarray(actor.act(obs, start[ids], info), dtype=np.int64)
+        seen.store(ids, obs, actions, start[ids], info)
+        sent[ids] = True
+        obs, reward, terminated, truncated, info = env.step(actions)
+        back = _env_ids(info, len(obs))
+        result = sent[back]  # else: an env's first observation after reset
+        rows = back[result]
+        if len(rows):
+            executed = executed_actions(info, seen.actions[back])[result]
+            done = np.asarray(terminated | truncated, bool)
+            yield Transition(
+                seen.obs[rows],
+                seen.info(rows),
+                seen.actions[rows],
+                executed,
+                np.asarray(reward, np.float64)[result],
+                seen.start[rows],
+                np.asarray(terminated, bool)[result],
+                np.asarray(truncated, bool)[result],
+                rows,
+            )
+            start[rows] = done[result]
+        sent[back] = False
+        start[back[~result]] = True
+
+
+def _env_ids(info: dict, batch: int) -> np.ndarray:
+    """The envs of a batch: info["env_id"], or all of them in order where the env has none."""
+    ids = info.get("env_id")
+    return np.arange(batch) if ids is None else np.asarray(ids, dtype=np.int64)
+
+
+class _PerEnv:
+    """The observation, action, episode start and info arrays each env's actor last acted on."""
+
+    def __init__(self, num_envs: int):
+        self.n = num_envs
+        self.obs = self.actions = self.start = None
+        self._info: dict[str, np.ndarray] = {}
+
+    def store(self, ids, obs, actions, start, info) -> None:
+        if self.obs is None:
+            self.obs = np.empty((self.n, *obs.shape[1:]), obs.dtype)
+            self.actions = np.zeros(self.n, np.int64)
+            self.start = np.zeros(self.n, bool)
+        self.obs[ids], self.actions[ids], self.start[ids] = obs, actions, start
+        for key, value in info.items():
+            if (
+                isinstance(value, np.ndarray)
+                and len(value) == len(ids)
+                and not key.startswith(("_", "final_"))
+            ):
+                if key not in self._info:
+                    self._info[key] = np.zeros((self.n, *value.shape[1:]), value.dtype)
+                self._info[key][ids] = value
+
+    def info(self, rows) -> dict:
+        return {key: value[rows] for key, value in self._info.items()}
 
 
 def executed_actions(info: dict, played: np.ndarray) -> np.ndarray:
@@ -104,10 +164,11 @@ class EpisodeTally:
 
     def update(self, t: Transition) -> list[tuple[int, float, int]]:
         """(env, return, length) of each episode that ended at this step."""
-        self.ret += t.reward
-        self.length += 1
-        ended = [(int(i), float(self.ret[i]), int(self.length[i])) for i in np.flatnonzero(t.done)]
-        self.ret[t.done], self.length[t.done] = 0.0, 0
+        ids = t.env_ids
+        self.ret[ids] += t.reward
+        self.length[ids] += 1
+        ended = [(int(i), float(self.ret[i]), int(self.length[i])) for i in ids[t.done]]
+        self.ret[ids[t.done]], self.length[ids[t.done]] = 0.0, 0
         return ended
 
 

@@ -197,9 +197,10 @@ def list_shards(root: Path) -> list[Path]:
 class EpisodeWriter:
     """Per-env episode buffers; `end(i)` writes env i's episode so far as one shard.
 
-    `add` takes each step's observations (N, stack, H, W) (their newest frames are stored),
-    the actions to record (N,) and the rewards (N,); `names(env, count)` names env's count-th
-    shard. Collection and DAgger write through it.
+    `add` takes each step's observations (B, stack, H, W) (their newest frames are stored),
+    the actions to record (B,) and the rewards (B,) of the envs `env_ids` (default: all N in
+    order); `names(env, count)` names env's count-th shard. Collection and DAgger write
+    through it.
     """
 
     def __init__(self, root, num_envs: int, names, split: str | None = None, game=None):
@@ -209,11 +210,12 @@ class EpisodeWriter:
         self.rewards: list[list] = [[] for _ in range(num_envs)]
         self.count = [0] * num_envs
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        for i in range(len(obs)):
-            self.frames[i].append(obs[i, -1])
-            self.actions[i].append(int(actions[i]))
-            self.rewards[i].append(float(rewards[i]))
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, env_ids=None) -> None:
+        ids = range(len(obs)) if env_ids is None else env_ids
+        for k, i in enumerate(ids):
+            self.frames[i].append(obs[k, -1])
+            self.actions[i].append(int(actions[k]))
+            self.rewards[i].append(float(rewards[k]))
 
     def steps(self, i: int) -> int:
         """Steps buffered for env i."""
