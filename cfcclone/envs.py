@@ -281,7 +281,9 @@ class VectorAtariEnv(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, batch)
         self._group = 0  # the group of the last batch, whose actions come next
         self._in_flight = [False] * len(self._groups)  # a group's step not yet received
-        self._held: list[tuple | None] = [None] * len(self._groups)  # reset results not yet returned
+        self._held: list[tuple | None] = [None] * len(
+            self._groups
+        )  # reset results not yet returned
         self._stepping = np.zeros(num_envs, dtype=bool)  # an action sent, its result not back
         self._executed = np.zeros(num_envs, dtype=np.int64)
 

@@ -28,11 +28,19 @@ QUICK_FIGURES = {
     "train/tutorial-ref",
     "train/cfcclone-nature",
     "rollout/tutorial-ref",
+    "rollout/tutorial-loop-nature",
+    "rollout/tutorial-loop-tutorial",
     "rss/peak",
     "rss/read",
-    *(f"rollout/{who}-{n}" for who in ("cfcclone", "raw") for n in QUICK.envs),
+    *(f"rollout/raw-{n}" for n in QUICK.envs),
+    *(
+        f"{kind}/{encoder}{mode}-{n}"
+        for encoder in ("nature", "tutorial")
+        for kind, mode in (("rollout", "-sync"), ("rollout", "-async"), ("model", ""))
+        for n in QUICK.envs
+    ),
     # the bf16 encoder's rows exist where the device is fast at bf16
-    *(f"rollout/cfcclone-bf16-{n}" for n in QUICK.envs if bf16_supported("cpu")),
+    *(f"rollout/tutorial-bf16-{n}" for n in QUICK.envs if bf16_supported("cpu")),
 }
 
 
@@ -69,7 +77,10 @@ def test_quick_run_measures_every_figure(results):
 def test_ratios_are_the_quotients_of_their_parts(results):
     figs, rows = results["figures"], results["goals"]
     ratios = [g for g in rows if len(g["of"]) == 2 and g["value"] is not None]
-    assert {g["name"] for g in ratios} >= {f"rollout ours/tutorial, {n} envs" for n in QUICK.envs}
+    names = {g["name"] for g in ratios}
+    assert names >= {
+        f"rollout nature async/tutorial loop driving it, {n} envs" for n in QUICK.envs
+    } | {f"rollout tutorial async/model alone, {n} envs" for n in QUICK.envs}
     for g in ratios:
         num, den = (figs[k]["value"] for k in g["of"])
         assert g["parts"] == [num, den] and g["value"] == num / den
@@ -87,25 +98,28 @@ def test_ratios_are_the_quotients_of_their_parts(results):
 
 def test_goals_follow_the_device_and_propagate_skips():
     figs = {
-        "rollout/cfcclone-64": {"value": 70.0},
+        "rollout/nature-async-64": {"value": 70.0},
         "rollout/raw-64": {"value": 100.0},
-        "rollout/cfcclone-16": {"value": 30.0},
+        "rollout/nature-async-16": {"value": 30.0},
         "rollout/raw-16": {"value": 100.0},
+        "rollout/tutorial-async-16": {"value": 30.0},
+        "rollout/tutorial-async-64": {"value": 40.0},
         "rollout/tutorial-ref": {"value": None, "skipped": "tutorial not found: x"},
         "train/cfcclone-tutorial": {"value": 10.0},
         "train/tutorial-ref": {"value": 2.0},
     }
     spec = read_goals(GOALS)
     by_name = {g["name"]: g for g in goals(figs, spec, "cuda", (16, 64))}
-    assert by_name["rollout ours/raw, 64 envs"]["met"] is True  # 0.7 >= 0.7 on a GPU
-    assert by_name["rollout ours/raw, 16 envs"]["goal"] is None  # only >= 64 envs has one
+    assert by_name["rollout nature async/raw env, 64 envs"]["met"] is True  # 0.7 >= 0.7 on a GPU
+    assert by_name["rollout nature async/raw env, 16 envs"]["goal"] is None  # >= 64 envs only
     assert by_name["train ours/tutorial, tutorial encoder"]["goal"] == ">= 5x"
     assert by_name["train ours/tutorial, tutorial encoder"]["met"] is True  # 5.0 >= 5
-    assert by_name["rollout ours/tutorial, 16 envs"]["skipped"] == "tutorial not found: x"
+    skipped = by_name["rollout tutorial async/tutorial's own loop, 16 envs"]["skipped"]
+    assert skipped == "tutorial not found: x"
     on_cpu = {g["name"]: g for g in goals(figs, spec, "cpu", (16, 64))}
-    assert on_cpu["rollout ours/raw, 64 envs"]["goal"] is None
+    assert on_cpu["rollout nature async/raw env, 64 envs"]["goal"] is None
     assert on_cpu["train ours/tutorial, tutorial encoder"]["goal"] == ">= 1.5x"
-    assert on_cpu["rollout ours/tutorial, 64 envs"]["goal"] == ">= 5x"
+    assert on_cpu["rollout tutorial async/tutorial's own loop, 64 envs"]["goal"] == ">= 5x"
     assert "storage ours, KB/frame" not in on_cpu  # not measured in this run: left out
     assert goals(figs, {}, "cpu", (16,)) == []  # no goals file, no goals
 
@@ -150,7 +164,8 @@ def test_cli_without_the_tutorial_skips_its_rows_and_writes_markdown(tmp_path, c
         assert results["figures"][key]["value"] is None
     reason = f"tutorial not found: {missing}"
     assert results["figures"]["rollout/tutorial-ref"]["skipped"] == reason
-    ratio = next(g for g in results["goals"] if g["name"] == "rollout ours/tutorial, 2 envs")
+    name = "rollout tutorial async/tutorial's own loop, 2 envs"
+    ratio = next(g for g in results["goals"] if g["name"] == name)
     assert ratio["skipped"] == reason and ratio["value"] is None
     assert "skipped: tutorial not found" in printed and "met" in printed
     md = out_md.read_text()

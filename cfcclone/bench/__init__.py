@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from cfcclone.bench import figures as F
-from cfcclone.bench.config import BenchConfig
+from cfcclone.bench.config import BUDGET_S, BenchConfig
 from cfcclone.bench.report import goals, machine, read_goals, versions
+from cfcclone.rollout import rollout_threads
 
 __all__ = ["BenchConfig", "load_tutorial", "run_bench"]
 
@@ -88,27 +89,85 @@ def _measure(c: BenchConfig, ref, ref_reason, device, tmp: Path, log) -> dict:
     return figs
 
 
+ROLLOUT_ENCODERS = ("nature", "tutorial")
+"""Encoders of the rollout figures: the fast one, whose rollout the emulator bounds, and the
+tutorial's, whose convolutions bound it."""
+
+
 def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
+    """Rollout figures, measured side by side (see `figures.interleaved`)."""
     from cfcclone import ConvCfC, PolicyConfig
+    from cfcclone.envs import default_batch
     from cfcclone.models.policy import bf16_supported
 
-    label = "rollout: tutorial loop, 1 env"
-    if ref is None:
-        figs["rollout/tutorial-ref"] = F.figure(label, None, "steps/s", skipped=ref_reason)
-    else:
-        log(f"rollout: tutorial loop ({c.rollout_steps} steps)")
-        figs["rollout/tutorial-ref"] = F.rollout_reference(ref, c, device)
-    torch.manual_seed(0)
-    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="tutorial"))
+    runs = {}
+
+    def add(name: str, label: str, made) -> None:  # every rollout figure is in steps/s
+        runs[name] = (label, "steps/s", *made)
+
     for n in c.envs:
-        log(f"rollout: cfcclone agent and raw env, {n} envs")
-        figs[f"rollout/cfcclone-{n}"] = F.rollout_vector(n, c, device, policy)
-        if bf16_supported(device):  # `cfcclone eval --bf16`
-            fast = F.rollout_vector(n, c, device, policy.use_bf16())
-            fast["label"] = fast["label"].replace("agent", "agent, bf16 encoder")
-            figs[f"rollout/cfcclone-bf16-{n}"] = fast
-            policy.use_bf16(False)
-        figs[f"rollout/raw-{n}"] = F.rollout_vector(n, c, device)
+        add(
+            f"rollout/raw-{n}",
+            f"rollout: raw vector env, random actions, {n} envs",
+            F.vector_rollout(n, n, c, device),
+        )
+    for encoder in ROLLOUT_ENCODERS:
+        torch.manual_seed(0)
+        policy = ConvCfC(PolicyConfig(n_actions=4, encoder=encoder)).eval()
+        for n in c.envs:
+            b = default_batch(n)
+            add(
+                f"rollout/{encoder}-sync-{n}",
+                f"rollout: {encoder}, {n} envs, synchronous",
+                F.vector_rollout(n, n, c, device, policy),
+            )
+            add(
+                f"rollout/{encoder}-async-{n}",
+                f"rollout: {encoder}, {n} envs, batches of {b}",
+                F.vector_rollout(n, b, c, device, policy),
+            )
+            add(
+                f"model/{encoder}-{n}",
+                f"model alone: {encoder}, batch {b}",
+                F.model_alone(policy, b, c, device),
+            )
+        if ref is not None:
+            add(
+                f"rollout/tutorial-loop-{encoder}",
+                f"rollout: tutorial loop, 1 env, driving cfcclone's {encoder}",
+                F.tutorial_loop(ref, F.TutorialLoopPolicy(policy).to(device), c),
+            )
+    if ref is not None:
+        torch.manual_seed(0)
+        model = ref.ConvCfC(4).to(device).eval()
+        add(
+            "rollout/tutorial-ref",
+            "rollout: tutorial loop, 1 env, its own model",
+            F.tutorial_loop(ref, model, c),
+        )
+    if bf16_supported(device):  # `cfcclone eval --bf16`
+        torch.manual_seed(0)
+        policy = ConvCfC(PolicyConfig(n_actions=4, encoder="tutorial")).eval().use_bf16()
+        for n in c.envs:
+            add(
+                f"rollout/tutorial-bf16-{n}",
+                f"rollout: tutorial, bf16 encoder, {n} envs",
+                F.vector_rollout(n, default_batch(n), c, device, policy),
+            )
+    log(
+        f"rollouts: {len(runs)} figures side by side, {c.repeats} rounds of {c.rollout_steps} steps"
+    )
+    with rollout_threads(device):
+        figs.update(F.interleaved(runs, c.repeats, BUDGET_S))
+    if ref is None:
+        figs["rollout/tutorial-ref"] = F.figure(
+            "rollout: tutorial loop, 1 env, its own model", None, "steps/s", skipped=ref_reason
+        )
+        for encoder in ROLLOUT_ENCODERS:
+            label = f"rollout: tutorial loop, 1 env, driving cfcclone's {encoder}"
+            figs[f"rollout/tutorial-loop-{encoder}"] = F.figure(
+                label, None, "steps/s", skipped=ref_reason
+            )
 
 
 def run_bench(

@@ -11,8 +11,8 @@ SEQ = 32
 """Window length of every training and sampling figure, as in the tutorial."""
 REF_WARMUP = 20
 """Untimed steps of the tutorial's loop before timing, as its rollout command does."""
-BUDGET_S = 30.0
-"""No further repeat of a rollout starts once its repeats took this long (seconds)."""
+BUDGET_S = 300.0
+"""No further round of the rollout figures starts once they took this long (seconds)."""
 RSS_EPISODE = 5_000
 """Frames per synthetic episode (one shard each) in the peak-RSS dataset."""
 
@@ -33,12 +33,12 @@ class BenchConfig(Config):
     """Timed steps of the nature encoder (about 10x cheaper)."""
     encoders: list[str] = field(default_factory=lambda: ["tutorial", "nature", "impala"])
     """cfcclone's encoders to train; the tutorial's pipeline runs where 'tutorial' is here."""
-    rollout_steps: int = 500
-    """Env steps per timed rollout (a vector step counts num_envs)."""
+    rollout_steps: int = 1_000
+    """Env steps per timed rollout (a vector step counts its batch)."""
     envs: list[int] = field(default_factory=lambda: [16, 64])
     """Vector env sizes of cfcclone's rollouts and of the raw ceiling."""
-    repeats: int = 3
-    """Timed repeats of each rollout; the median is reported."""
+    repeats: int = 5
+    """Rounds of the rollout figures, each timing every rollout once; medians are reported."""
     sampler_batches: int = 20
     """Timed sampler batches; the median is reported."""
     rss_frames: int = 200_000

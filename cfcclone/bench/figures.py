@@ -1,11 +1,13 @@
 """The measurements of `cfcclone bench`, each a figure: a label, a value, a unit, details.
 
 Training frames/s (B*T*steps / seconds) of the tutorial's pipeline and of cfcclone's Trainer;
-closed-loop env steps/s of the tutorial's one-env loop, of cfcclone's StatefulAgent on N C++
-vector envs through the one rollout loop, and of those envs with random actions and no model
-(the ceiling); frames/s of `SequenceDataset.sample` materialized as (B, T, 4, 84, 84) uint8
-stacks; and the peak RSS (MB = 1e6 bytes) of a fresh process reading every window of a large
-synthetic dataset, deleted afterwards. `tutorial` is the tutorial's module, imported by
+closed-loop env steps/s of the tutorial's one-env loop (driving its own model, or ours), of
+cfcclone's StatefulAgent on N C++ vector envs through the one rollout loop, synchronous and
+asynchronous, of those envs with random actions and no model (the ceiling), and of the model
+alone at the rollout's batch (the bound where the model is the cost), measured side by side;
+frames/s of `SequenceDataset.sample` materialized as (B, T, 4, 84, 84) uint8 stacks; and the
+peak RSS (MB = 1e6 bytes) of a fresh process reading every window of a large synthetic
+dataset, deleted afterwards. `tutorial` is the tutorial's module, imported by
 `cfcclone.bench.load_tutorial` from a path the user gives.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfcclone.bench.config import BUDGET_S, REF_WARMUP, RSS_EPISODE, SEQ, BenchConfig
+from cfcclone.bench.config import REF_WARMUP, RSS_EPISODE, SEQ, BenchConfig
 
 
 def figure(label: str, value: float | None, unit: str, **details) -> dict:
@@ -38,19 +40,6 @@ def figure(label: str, value: float | None, unit: str, **details) -> dict:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _repeat(once, repeats: int, budget_s: float) -> list[float]:
-    """Rates count/seconds of `once() -> (count, seconds)`, at least one call, at most
-    `repeats`, none started after `budget_s` seconds were spent."""
-    rates, spent = [], 0.0
-    for _ in range(repeats):
-        count, seconds = once()
-        rates.append(count / seconds)
-        spent += seconds
-        if spent >= budget_s:
-            break
-    return rates
 
 
 def disk_bytes(path: Path) -> int:
@@ -153,10 +142,21 @@ def train_cfcclone(root: Path, encoder: str, steps: int, c: BenchConfig, device,
     )
 
 
-def rollout_reference(ref, c: BenchConfig, device: torch.device) -> dict:
-    """Median env steps/s of the tutorial's closed loop (one env, one model call a step)."""
-    torch.manual_seed(0)
-    model = ref.ConvCfC(4).to(device).eval()
+class TutorialLoopPolicy(torch.nn.Module):
+    """A cfcclone ConvCfC behind the tutorial loop's call: frames as floats in [0, 1]
+    (1, 1, 4, 84, 84) and hx in, (logits, hx) out, so its loop can drive our checkpoints."""
+
+    def __init__(self, policy):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, x: torch.Tensor, hx=None):
+        return self.policy(x.mul(255).round_().to(torch.uint8), hx)
+
+
+def tutorial_loop(ref, model, c: BenchConfig):
+    """Timed runs `once() -> (steps, seconds)` of the tutorial's closed loop (one env, one model
+    call a step) driving `model`, and a `close()`."""
     env = ref.make_env("Breakout")
     ref.run_closed_loop(model, env, max_steps=REF_WARMUP)
 
@@ -165,11 +165,7 @@ def rollout_reference(ref, c: BenchConfig, device: torch.device) -> dict:
         _, steps = ref.run_closed_loop(model, env, max_steps=c.rollout_steps)
         return steps, time.perf_counter() - t0
 
-    try:
-        rates = _repeat(once, c.repeats, BUDGET_S)
-    finally:
-        env.close()
-    return figure("rollout: tutorial loop, 1 env", np.median(rates), "steps/s", repeats=rates)
+    return once, env.close
 
 
 class RandomActor:
@@ -182,33 +178,70 @@ class RandomActor:
         return self.rng.integers(0, self.n_actions, len(obs))
 
 
-def rollout_vector(num_envs: int, c: BenchConfig, device, policy=None) -> dict:
-    """Median env steps/s of `policy` through a StatefulAgent on `num_envs` C++ envs, or of
-    random actions without a model where policy is None (the ceiling)."""
+def vector_rollout(num_envs: int, batch: int, c: BenchConfig, device, policy=None):
+    """Timed runs `once() -> (steps, seconds)` of `policy` through a StatefulAgent on
+    `num_envs` C++ envs stepped `batch` at a time (asynchronously where batch < num_envs), or
+    of random actions without a model where policy is None (the ceiling); and a `close()`."""
     from cfcclone import StatefulAgent, make_vector_env
-    from cfcclone.rollout import rollout, rollout_threads
+    from cfcclone.rollout import rollout
 
-    env = make_vector_env("breakout", num_envs)
+    env = make_vector_env("breakout", num_envs, batch_size=batch)
     if policy is None:
         actor = RandomActor(env.single_action_space.n)
     else:
         actor = StatefulAgent(policy, num_envs, device)
     steps = rollout(env, actor, seed=0)
 
-    def run(n: int):
-        t0 = time.perf_counter()
-        for _ in range(-(-n // num_envs)):
-            next(steps)
-        return -(-n // num_envs) * num_envs, time.perf_counter() - t0
+    def once():
+        t0, count = time.perf_counter(), 0
+        while count < c.rollout_steps:
+            count += len(next(steps).env_ids)
+        return count, time.perf_counter() - t0
 
+    once()  # warm-up
+    return once, env.close
+
+
+def model_alone(policy, batch: int, c: BenchConfig, device):
+    """Timed runs `once() -> (env steps, seconds)` of the StatefulAgent's step alone on
+    `batch` fixed random observations: the rollout's bound where the model is the cost."""
+    from cfcclone import StatefulAgent
+
+    agent = StatefulAgent(policy, batch, device)
+    obs = np.random.default_rng(0).integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8)
+    start = np.zeros(batch, bool)
+
+    def once():
+        t0, count = time.perf_counter(), 0
+        while count < c.rollout_steps:
+            agent.act(obs, start)
+            count += batch
+        return count, time.perf_counter() - t0
+
+    once()  # warm-up
+    return once, lambda: None
+
+
+def interleaved(runs: dict, repeats: int, budget_s: float) -> dict:
+    """Median rates of `runs` (name -> (label, unit, once, close)), measured side by side: each
+    round times every run once, so a slow spell of a shared machine hits them all alike. No
+    round starts after `budget_s` seconds; every run is closed."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    t0 = time.perf_counter()
     try:
-        with rollout_threads(device):
-            run(2 * num_envs)  # warm-up
-            rates = _repeat(lambda: run(c.rollout_steps), c.repeats, BUDGET_S)
+        for _ in range(repeats):
+            for name, (_, _, once, _) in runs.items():
+                count, seconds = once()
+                rates[name].append(count / seconds)
+            if time.perf_counter() - t0 >= budget_s:
+                break
     finally:
-        env.close()
-    who = "raw vector env, random actions" if policy is None else "cfcclone agent"
-    return figure(f"rollout: {who}, {num_envs} envs", np.median(rates), "steps/s", repeats=rates)
+        for _, _, _, close in runs.values():
+            close()
+    return {
+        name: figure(label, np.median(rates[name]), unit, repeats=rates[name])
+        for name, (label, unit, _, _) in runs.items()
+    }
 
 
 def sampler(root: Path, c: BenchConfig) -> dict:
