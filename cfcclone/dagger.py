@@ -1,8 +1,9 @@
 """`cfcclone dagger`: recurrent DAgger. The CfC student plays, the expert labels what it saw.
 
 Each round i:
-1. **Roll out** the current student in `envs` RAM envs (the same preprocessing as everywhere)
-   through the one rollout loop, its hidden state carried by a StatefulAgent and reset per env
+1. **Roll out** the current student in `envs` envs (the same preprocessing as everywhere:
+   RAM envs for the RAM experts, asynchronous C++ envs for a checkpoint expert, which plays
+   from the frames) through the one rollout loop, its hidden state carried by a StatefulAgent and reset per env
    at each episode start. At every step the expert acts too, and with probability beta_i (per
    env and step) its action is the one played: beta_i = beta * beta_decay ** (i - 1).
 2. **Label** every visited state with the expert's action. The RAM experts read the emulator,
@@ -43,9 +44,9 @@ from cfcclone.checkpoint import load_policy
 from cfcclone.config import Config, check
 from cfcclone.data.format import EpisodeWriter, list_shards, sweep_temporaries
 from cfcclone.data.manifest import Manifest
-from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.envs import EnvConfig, default_batch, make_vector_env
 from cfcclone.evaluation import evaluate_policy
-from cfcclone.experts import expert_name, make_expert
+from cfcclone.experts import expert_name, make_expert, needs_ram
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
 
@@ -122,7 +123,7 @@ def roll_out(
     progress: bool = False,
 ) -> dict:
     """Play the beta-mixture of expert and student for `labels` steps over the envs of `env`
-    (a RAM vector env), labelling every visited state with the expert (into `writer`, an
+    (a vector env the expert can read), labelling every visited state with the expert (into `writer`, an
     EpisodeWriter). Returns the agreement of expert and student on the visited states and the
     returns of the episodes that ended."""
     n = env.num_envs
@@ -309,9 +310,13 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     previous = out / state["student"]  # relative to OUT: the run can move, or resume elsewhere
     policy = load_policy(previous, device).policy
     check_policy_matches_env(policy, Manifest.read(data).action_meanings)
-    env = make_vector_env(num_envs=config.envs, config=env_config, ram=True)
+    # a checkpoint expert plays from the frames: asynchronous C++ envs; RAM experts read every
+    # env's RAM each step: synchronous RAM envs
+    ram = needs_ram(config.expert)
+    batch = None if ram else default_batch(config.envs)
+    env = make_vector_env(num_envs=config.envs, batch_size=batch, config=env_config, ram=ram)
     try:
-        expert = make_expert(config.expert, env_config.game, num_envs=config.envs)
+        expert = make_expert(config.expert, env_config.game, config.envs, str(device))
         seed = int(np.random.SeedSequence([config.train.seed, round_]).generate_state(1)[0])
         writer = round_writer(data, round_, config.envs, env_config.game)
         rollout_stats = roll_out(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfcclone import ConvCfC, PolicyConfig
+from cfcclone import ConvCfC, PolicyConfig, StatefulAgent
 from cfcclone.checkpoint import save_policy
 from cfcclone.dagger import DaggerConfig, roll_out, round_writer, run_dagger
 from cfcclone.data import SequenceDataset, collect
@@ -18,7 +18,7 @@ from cfcclone.models import PolicyConfig as Policy
 from cfcclone.training import OptimConfig, TrainConfig, WindowConfig
 
 SHORT = EnvConfig(max_episode_frames=600)  # 150-step episodes
-NOOP = 0
+NOOP, FIRE, RIGHT = 0, 1, 2
 
 
 def _always(action: int) -> ConvCfC:
@@ -72,6 +72,30 @@ def test_the_aggregated_data_holds_the_students_states_with_expert_labels(tmp_pa
     # the tracker agrees with a waiting student exactly where it says NOOP
     agree = np.mean([(_replay(seed + i, 1000)[1][FIRE_STEPS:] == NOOP).mean() for i in range(n)])
     assert 0.05 < agree < 0.95 and abs(stats["agreement"] - agree) < 0.1
+
+
+def test_a_checkpoint_expert_labels_asynchronous_rollouts_as_synchronous_ones(tmp_path):
+    """A checkpoint expert plays from the frames, so its rounds step asynchronously: the shards
+    equal those of synchronous stepping, labelled with its action."""
+    shards = []
+    for batch in (4, 2):
+        env = make_vector_env(num_envs=4, batch_size=batch, config=SHORT)
+        expert = StatefulAgent(_always(RIGHT), 4)
+        out = tmp_path / f"batch{batch}"
+        stats = roll_out(_always(NOOP), expert, env, 4 * 160, 0.0, 7, round_writer(out, 1, 4))
+        env.close()
+        assert stats["agreement"] == 0.0 and stats["labels"] == 4 * 160
+        shards.append({p.name: p for p in list_shards(out)})
+    assert sorted(shards[0]) == sorted(shards[1]) and len(shards[0]) >= 4
+    for name, path in shards[0].items():
+        for part in ("frames.npy", "actions.npy", "rewards.npy"):
+            np.testing.assert_array_equal(
+                np.load(path / part), np.load(shards[1][name] / part), err_msg=f"{name} {part}"
+            )
+        actions = np.load(path / "actions.npy")  # the expert's label, or the FIRE that served
+        assert set(actions.tolist()) == {FIRE, RIGHT}
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, actions == FIRE, 0])))[::2]
+        assert (runs == FIRE_STEPS).all()  # FIRE only where a serve was forced
 
 
 def test_beta_one_plays_the_expert(tmp_path):

@@ -95,12 +95,13 @@ tutorial's, whose convolutions bound it."""
 
 
 def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
-    """Rollout figures, measured side by side (see `figures.interleaved`)."""
+    """Rollout figures, measured side by side (see `figures.interleaved`): cfcclone's in one
+    torch thread, as `cfcclone eval` runs them, the tutorial's loop in the run's threads."""
     from cfcclone import ConvCfC, PolicyConfig
     from cfcclone.envs import default_batch
     from cfcclone.models.policy import bf16_supported
 
-    runs = {}
+    runs, threads = {}, torch.get_num_threads()
 
     def add(name: str, label: str, made) -> None:  # every rollout figure is in steps/s
         runs[name] = (label, "steps/s", *made)
@@ -135,7 +136,7 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
             add(
                 f"rollout/tutorial-loop-{encoder}",
                 f"rollout: tutorial loop, 1 env, driving cfcclone's {encoder}",
-                F.tutorial_loop(ref, F.TutorialLoopPolicy(policy).to(device), c),
+                F.tutorial_loop(ref, F.TutorialLoopPolicy(policy).to(device), c, threads),
             )
     if ref is not None:
         torch.manual_seed(0)
@@ -143,7 +144,7 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
         add(
             "rollout/tutorial-ref",
             "rollout: tutorial loop, 1 env, its own model",
-            F.tutorial_loop(ref, model, c),
+            F.tutorial_loop(ref, model, c, threads),
         )
     if bf16_supported(device):  # `cfcclone eval --bf16`
         torch.manual_seed(0)

@@ -154,17 +154,23 @@ class TutorialLoopPolicy(torch.nn.Module):
         return self.policy(x.mul(255).round_().to(torch.uint8), hx)
 
 
-def tutorial_loop(ref, model, c: BenchConfig):
+def tutorial_loop(ref, model, c: BenchConfig, threads: int):
     """Timed runs `once() -> (steps, seconds)` of the tutorial's closed loop (one env, one model
-    call a step) driving `model`, and a `close()`."""
+    call a step) driving `model` in `threads` torch threads (as the tutorial runs: torch's
+    default), and a `close()`."""
     env = ref.make_env("Breakout")
-    ref.run_closed_loop(model, env, max_steps=REF_WARMUP)
 
-    def once():
-        t0 = time.perf_counter()
-        _, steps = ref.run_closed_loop(model, env, max_steps=c.rollout_steps)
-        return steps, time.perf_counter() - t0
+    def once(steps: int = c.rollout_steps):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            t0 = time.perf_counter()
+            _, done = ref.run_closed_loop(model, env, max_steps=steps)
+            return done, time.perf_counter() - t0
+        finally:
+            torch.set_num_threads(before)
 
+    once(REF_WARMUP)
     return once, env.close
 
 

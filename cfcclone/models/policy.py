@@ -147,6 +147,9 @@ class ConvCfC(nn.Module):
         self.check_obs(obs, 5)
         b, t = obs.shape[:2]
         x = obs.reshape(b * t, *obs.shape[2:]).float().div_(255.0)
+        if x.device.type == "cpu" and torch.is_grad_enabled():
+            # training's convs, forward and backward: 1.7x faster channels_last on AVX2 (fp32)
+            x = x.contiguous(memory_format=torch.channels_last)
         if not self.bf16:
             return self.conv_block(x).reshape(b, t, -1)
         x = x.contiguous(memory_format=torch.channels_last)
