@@ -3,9 +3,10 @@
 Each round i:
 1. **Roll out** the current student in `envs` envs (the same preprocessing as everywhere:
    RAM envs for the RAM experts, asynchronous C++ envs for a checkpoint expert, which plays
-   from the frames) through the one rollout loop, its hidden state carried by a StatefulAgent and reset per env
-   at each episode start. At every step the expert acts too, and with probability beta_i (per
-   env and step) its action is the one played: beta_i = beta * beta_decay ** (i - 1).
+   from the frames) through the one rollout loop, its hidden state carried by a
+   StatefulAgent and reset per env at each episode start. At every step the expert acts
+   too, and with probability beta_i (per env and step) its action is the one played:
+   beta_i = beta * beta_decay ** (i - 1).
 2. **Label** every visited state with the expert's action. The RAM experts read the emulator,
    so the labels are exact. Where the env's FIRE protocol overrode the action, the label is the
    FIRE that was executed, as in `collect`.
@@ -123,9 +124,9 @@ def roll_out(
     progress: bool = False,
 ) -> dict:
     """Play the beta-mixture of expert and student for `labels` steps over the envs of `env`
-    (a vector env the expert can read), labelling every visited state with the expert (into `writer`, an
-    EpisodeWriter). Returns the agreement of expert and student on the visited states and the
-    returns of the episodes that ended."""
+    (a vector env the expert can read), labelling every visited state with the expert (into
+    `writer`, an EpisodeWriter). Returns the agreement of expert and student on the visited
+    states and the returns of the episodes that ended."""
     n = env.num_envs
     rng = np.random.default_rng(seed)
     mix = BetaMixture(StatefulAgent(policy, n, device), expert, beta, rng, n)
