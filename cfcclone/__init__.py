@@ -15,13 +15,14 @@ from cfcclone.agent import StatefulAgent
 from cfcclone.checkpoint import LoadedPolicy, load_policy, save_policy
 from cfcclone.dagger import DaggerConfig, run_dagger
 from cfcclone.data import SequenceDataset, collect
-from cfcclone.envs import EnvConfig, action_meanings, make_env, make_vector_env
+from cfcclone.envs import EnvConfig, action_meanings, make_env
 from cfcclone.evaluation import evaluate_expert, evaluate_policy
 from cfcclone.experts import make_expert
 from cfcclone.models import ConvCfC, PolicyConfig
 from cfcclone.play import play
 from cfcclone.rollout import Actor, Transition, rollout
 from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig, train
+from cfcclone.vector_env import make_vector_env
 
 __all__ = [
     "Actor",

@@ -45,11 +45,12 @@ from cfcclone.checkpoint import load_policy
 from cfcclone.config import Config, check
 from cfcclone.data.format import EpisodeWriter, list_shards, sweep_temporaries
 from cfcclone.data.manifest import Manifest
-from cfcclone.envs import EnvConfig, default_batch, make_vector_env
+from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_policy
 from cfcclone.experts import expert_name, make_expert, needs_ram
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
+from cfcclone.vector_env import default_batch, make_vector_env
 
 STATE = "dagger.json"
 

@@ -16,8 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfcclone.agent import StatefulAgent, check_policy_matches_env, resolve_device
-from cfcclone.envs import EnvConfig, default_batch, make_vector_env
+from cfcclone.envs import EnvConfig
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
+from cfcclone.vector_env import default_batch, make_vector_env
 
 
 @dataclass

@@ -17,9 +17,10 @@ import numpy as np
 
 from cfcclone.agent import StatefulAgent
 from cfcclone.atomic import atomic_path
-from cfcclone.envs import EnvConfig, make_vector_env
+from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC
 from cfcclone.rollout import rollout
+from cfcclone.vector_env import make_vector_env
 
 
 def has_display() -> bool:

@@ -2,7 +2,7 @@
 
 Every closed loop in cfcclone runs here: evaluation, collection, DAgger, `play` and the
 benchmark differ only in what they do with each `Transition`. The episode-start rule is
-written once. With same-step autoreset (every env of `cfcclone.envs.make_vector_env`),
+written once. With same-step autoreset (every env of `cfcclone.vector_env.make_vector_env`),
 `episode_start` is True for every env at the first step and then equals the previous step's
 `terminated | truncated`: the observation returned with an episode's end already starts the
 next one.

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from cfcclone.agent import StatefulAgent
-from cfcclone.envs import EnvConfig, default_batch, make_vector_env
+from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_actor
 from cfcclone.models import ConvCfC, PolicyConfig
 from cfcclone.rollout import EpisodeTally, rollout
+from cfcclone.vector_env import default_batch, make_vector_env
 
 # episodes end by game over or by truncation after at most 500 steps, at different times per env
 SHORT = EnvConfig(max_episode_frames=2_000)

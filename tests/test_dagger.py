@@ -12,10 +12,11 @@ from cfcclone.dagger import DaggerConfig, roll_out, round_writer, run_dagger
 from cfcclone.data import SequenceDataset, collect
 from cfcclone.data.format import list_shards, write_shard
 from cfcclone.data.manifest import Manifest
-from cfcclone.envs import FIRE_STEPS, EnvConfig, make_env, make_vector_env
+from cfcclone.envs import FIRE_STEPS, EnvConfig, make_env
 from cfcclone.experts import make_expert
 from cfcclone.models import PolicyConfig as Policy
 from cfcclone.training import OptimConfig, TrainConfig, WindowConfig
+from cfcclone.vector_env import make_vector_env
 
 SHORT = EnvConfig(max_episode_frames=600)  # 150-step episodes
 NOOP, FIRE, RIGHT = 0, 1, 2

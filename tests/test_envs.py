@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from cfcclone.envs import (
-    FIRE_STEPS,
-    EnvConfig,
-    action_meanings,
-    make_env,
-    make_vector_env,
-)
+from cfcclone.envs import FIRE_STEPS, EnvConfig, action_meanings, make_env
+from cfcclone.vector_env import make_vector_env
 
 DETERMINISTIC = dict(sticky_actions=0.0, noop_max=0)
 

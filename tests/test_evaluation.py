@@ -23,7 +23,7 @@ class _Counter:
 
 
 def test_exactly_n_episodes_with_a_fixed_quota_per_env():
-    from cfcclone.envs import make_vector_env
+    from cfcclone.vector_env import make_vector_env
 
     actor = _Counter()
     result = run_episodes(actor, make_vector_env(num_envs=3, **SHORT.to_dict()), 7, seed=0)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cfcclone.envs import FIRE_STEPS, EnvConfig, make_vector_env
+from cfcclone.envs import FIRE_STEPS, EnvConfig
 from cfcclone.rollout import Actor, EpisodeTally, rollout
+from cfcclone.vector_env import make_vector_env
 
 SHORT = EnvConfig(max_episode_frames=400)  # about 100-step episodes (no-op starts count)
 EXACT = EnvConfig(max_episode_frames=400, sticky_actions=0.0, noop_max=0)

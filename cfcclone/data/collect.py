@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 
 from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sweep_temporaries
 from cfcclone.data.manifest import MANIFEST, Manifest
-from cfcclone.envs import EnvConfig, action_meanings, check_game, make_vector_env
+from cfcclone.envs import EnvConfig, action_meanings, check_game
 from cfcclone.experts import expert_name, make_expert
 from cfcclone.rollout import rollout
+from cfcclone.vector_env import make_vector_env
 
 _REPORT_EVERY = 256
 WORKER_BYTES = 200_000_000
