@@ -15,8 +15,8 @@ experts of `cfcclone.experts` (which read `info["ram"]`), and callables wrapped 
     for t in rollout(make_vector_env("breakout", 8), agent, seed=0):
         ...  # t.env_ids, t.obs, t.actions, t.executed, t.reward, t.episode_start, t.done
 
-With an asynchronous env (`make_vector_env("breakout", 16, batch_size=8)`) each step holds the
-8 envs that came back first, named by `t.env_ids`, while the other 8 emulate. Actors key their
+With an asynchronous env (`make_vector_env("breakout", 16, batch_size=8)`) each step holds one
+group of 8 envs, named by `t.env_ids`, while the other 8 emulate. Actors key their
 per-env memory by `info["env_id"]`.
 """
 
