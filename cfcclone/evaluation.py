@@ -156,11 +156,10 @@ def evaluate_expert(
     seed: int = 0,
     progress: bool = False,
     batch: int | None = None,
-    threads: int | None = None,
 ) -> EvalResult:
     """Returns of an expert ("planner", "tracker", a checkpoint, a callable) by the same
     protocol, on RAM envs (the experts read the emulator), which step all envs together:
-    `batch`, where given, must be `envs`; `threads` is not used."""
+    `batch`, where given, must be `envs`."""
     from cfcclone.experts import make_expert
 
     _check_episodes(episodes)

@@ -26,14 +26,10 @@ import numpy as np
 import torch
 
 
-def timed(fn, rounds: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(argv=None) -> None:
@@ -97,10 +93,12 @@ def main(argv=None) -> None:
             "optimizer": optimizer,
             "step": lambda: trainer.train_step(batch),
         }
+        for fn in parts.values():  # warm-up
+            fn()
         seconds = {name: [] for name in parts}
         for _ in range(args.rounds):
             for name, fn in parts.items():
-                seconds[name] += timed(fn, 1)
+                seconds[name].append(timed(fn))
     n = b * t
     med = {name: float(np.median(s)) for name, s in seconds.items()}
     print(

@@ -139,7 +139,8 @@ def evaluate(args, options) -> int:
     game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
     if args.expert:
         env_config = EnvConfig(game=game) if game else EnvConfig()
-        values.pop("device", None)  # the RAM experts run on the CPU
+        values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
+        values.pop("threads", None)  # one emulator each
         result = evaluate_expert(args.expert, env_config, **values, progress=True)
         label = f"expert {args.expert} on {env_config.game}"
     elif str(args.checkpoint).endswith(".onnx"):
