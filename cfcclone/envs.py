@@ -1,8 +1,9 @@
 """Atari envs with the NCP tutorial's preprocessing, one env or many, agreeing byte for byte.
 
 Both paths take raw frames from ALE: 84x84 grayscale, frame skip 4 with a max-pool over the
-last two frames, up to 30 no-op starts, sticky actions 0.25, full-game episodes, unclipped
-rewards. ALE itself neither stacks, clips nor fires. Then both run the same numpy code:
+last two frames (`max_pool=False`: the last frame, as ALE v5 and Minari's datasets have it),
+up to 30 no-op starts, sticky actions 0.25, full-game episodes, unclipped rewards. ALE itself
+neither stacks, clips nor fires. Then both run the same numpy code:
 
 - `FrameStacker` keeps 4 frames, channel-first. At an episode start every slot holds the first
   frame, as gymnasium's FrameStackObservation (padding "reset"), ray's wrap_deepmind and so the
@@ -23,6 +24,7 @@ first of the next episode. `cfcclone.rollout` is the one loop that steps them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import ale_py
@@ -48,7 +50,9 @@ class EnvConfig(Config):
     game: str = "breakout"
     """ALE ROM name in snake_case: breakout, pong, space_invaders, ..."""
     frame_skip: int = 4
-    """Emulator frames per env step; the last two are max-pooled."""
+    """Emulator frames per env step."""
+    max_pool: bool = True
+    """Max-pool the last two frames of a step (False: its last frame, as ALE v5 envs do)."""
     screen_size: int = 84
     """Frames are resized to screen_size x screen_size grayscale."""
     stack: int = 4
@@ -75,6 +79,17 @@ class EnvConfig(Config):
             isinstance(self.sticky_actions, (int, float)) and 0 <= self.sticky_actions <= 1,
             f"expected sticky_actions in [0, 1], got {self.sticky_actions!r}",
         )
+
+    def describe(self) -> str:
+        """The game and every setting that differs from the default preprocessing, e.g.
+        "breakout (max_pool=False, noop_max=0, sticky_actions=0.0, fire=False)"."""
+        default = EnvConfig(game=self.game)
+        changed = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return f"{self.game} ({', '.join(changed) or 'the default preprocessing'})"
 
 
 def is_int(value) -> bool:
@@ -173,9 +188,12 @@ class AtariEnv(gym.Wrapper):
 
     def __init__(self, config: EnvConfig, render_mode: str | None = None):
         check_game(config.game)
+        # With max_pool, AtariPreprocessing skips frames and pools the last two; without, ALE
+        # skips them itself and returns the last (ALE v5's own frame skip).
+        skip = config.frame_skip if config.max_pool else 1
         base = gym.make(
             _gym_id(config.game),
-            frameskip=1,
+            frameskip=config.frame_skip // skip,
             repeat_action_probability=config.sticky_actions,
             full_action_space=False,
             max_num_frames_per_episode=config.max_episode_frames,
@@ -184,7 +202,7 @@ class AtariEnv(gym.Wrapper):
         env = AtariPreprocessing(
             base,
             noop_max=config.noop_max,
-            frame_skip=config.frame_skip,
+            frame_skip=skip,
             screen_size=config.screen_size,
             terminal_on_life_loss=False,
             grayscale_obs=True,

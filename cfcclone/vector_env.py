@@ -170,7 +170,7 @@ def _cpp_env(config: EnvConfig, num_envs: int, threads: int) -> AtariVectorEnv:
         grayscale=True,
         stack_num=1,
         frameskip=config.frame_skip,
-        maxpool=True,
+        maxpool=config.max_pool,
         noop_max=config.noop_max,
         episodic_life=False,
         reward_clipping=False,

@@ -1,5 +1,6 @@
 """The env factory: tutorial preprocessing, single == vector byte for byte, the FIRE protocol."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,9 +29,10 @@ def test_reset_stack_repeats_the_first_frame():
     assert (vobs[:, :3] == vobs[:, 3:]).all()
 
 
-def test_single_and_vector_envs_agree_byte_for_byte():
+@pytest.mark.parametrize("max_pool", [True, False])
+def test_single_and_vector_envs_agree_byte_for_byte(max_pool):
     # Short episodes, so that truncation, termination and the reset path are all crossed.
-    cfg = dict(DETERMINISTIC, max_episode_frames=800)
+    cfg = dict(DETERMINISTIC, max_episode_frames=800, max_pool=max_pool)
     single = make_env("breakout", **cfg)
     vector = make_vector_env("breakout", 1, **cfg)
     o1, _ = single.reset(seed=5)
@@ -49,6 +51,21 @@ def test_single_and_vector_envs_agree_byte_for_byte():
             episodes += 1
         assert np.array_equal(o1, o2[0])
     assert episodes >= 3
+
+
+def test_without_max_pool_a_step_shows_its_last_frame():
+    pooled, last = make_env(**DETERMINISTIC), make_env(max_pool=False, **DETERMINISTIC)
+    pooled.reset(seed=0), last.reset(seed=0)
+    differ = 0
+    for a in [1, 1] + [2] * 30:
+        p, *_ = pooled.step(a)
+        q, *_ = last.step(a)
+        screen = last.unwrapped.ale.getScreenGrayscale()  # the last emulated frame
+        assert np.array_equal(q[-1], cv2.resize(screen, (84, 84), interpolation=cv2.INTER_AREA))
+        differ += not np.array_equal(p[-1], q[-1])
+    assert differ > 0  # the pool shows the ball in two places where it moves
+    assert "max_pool=False" in last.config.describe()
+    assert EnvConfig().describe() == "breakout (the default preprocessing)"
 
 
 def test_vector_env_frames_slide_by_one_step():

@@ -63,6 +63,42 @@ def _data_commands(sub) -> None:
     )
 
 
+def _minari_commands(sub) -> None:
+    from cfcclone.data.minari_format import export_minari, import_minari
+
+    _command(
+        sub,
+        "import-minari",
+        commands.import_minari,
+        "read a Minari dataset of an ALE game (needs the 'minari' extra)",
+        import_minari,
+        skip=("progress",),
+        positional=("source",),
+    )
+    _command(
+        sub,
+        "export-minari",
+        commands.export_minari,
+        "write a dataset as a Minari dataset (needs the 'minari' extra)",
+        export_minari,
+        skip=("progress",),
+        positional=("root",),
+    )
+
+
+def _record_command(sub) -> None:
+    from cfcclone.record import record
+
+    _command(
+        sub,
+        "record",
+        commands.record,
+        "play a game yourself; each episode becomes a shard (needs the 'human' extra)",
+        record,
+        skip=("before_step",),
+    )
+
+
 def _training_commands(sub) -> None:
     from cfcclone.dagger import DaggerConfig
     from cfcclone.demo import DemoConfig
@@ -161,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cfcclone", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _data_commands(sub)
+    _minari_commands(sub)
+    _record_command(sub)
     _training_commands(sub)
     _policy_commands(sub)
     _bench_command(sub)

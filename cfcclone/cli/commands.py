@@ -73,6 +73,36 @@ def export_ncps(args, options) -> int:
     return 0
 
 
+def import_minari(args, options) -> int:
+    from cfcclone.data.minari_format import import_minari
+
+    manifest = import_minari(**given(args, options))
+    print(
+        f"{args.out}: {manifest.steps} steps, {manifest.episodes_complete} complete episodes of "
+        f"{manifest.game}; evaluate its clones on {manifest.env.describe()}"
+    )
+    return 0
+
+
+def export_minari(args, options) -> int:
+    from cfcclone.data.minari_format import export_minari
+
+    path = export_minari(**given(args, options))
+    print(f"{path}: Minari dataset {args.dataset_id} (minari.load_dataset reads it)")
+    return 0
+
+
+def record(args, options) -> int:
+    from cfcclone.record import record
+
+    manifest = record(**given(args, options))
+    print(
+        f"{args.out}: {manifest.steps} steps, {manifest.episodes_complete} finished episodes "
+        f"in {len(manifest.shards)} shards"
+    )
+    return 0
+
+
 def train_config(args, options):
     """A fresh run from the defaults; with --init, from the checkpoint's stored recipe; with
     --resume, the run's stored config. The options typed are laid over it."""
@@ -152,7 +182,7 @@ def evaluate(args, options) -> int:
         _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
         result = evaluate_actor(agent, env_config, **values, progress=True)
-        label = f"{args.checkpoint} on {env_config.game}"
+        label = f"{args.checkpoint} on {env_config.describe()}"
     elif args.checkpoint:
         from cfcclone.checkpoint import load_policy
 
@@ -160,7 +190,7 @@ def evaluate(args, options) -> int:
         _same_game(args.checkpoint, loaded.env_config, game)
         loaded.policy.use_bf16(args.bf16)
         result = evaluate_policy(loaded.policy, loaded.env_config, **values, progress=True)
-        label = f"{args.checkpoint} on {loaded.env_config.game}"
+        label = f"{args.checkpoint} on {loaded.env_config.describe()}"
     else:
         raise ValueError("give a checkpoint, or --expert planner --game GAME")
     print(f"{label}: {result.line()}")

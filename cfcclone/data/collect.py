@@ -46,15 +46,15 @@ def episode_seed(seed: int, worker: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, worker, episode]).generate_state(1)[0])
 
 
-def _shard_name(worker: int, episode: int) -> str:
+def shard_name(worker: int, episode: int) -> str:
     return f"w{worker:03d}-e{episode:06d}"
 
 
-def _resume_point(out: Path, worker: int) -> tuple[int, int]:
+def resume_point(out: Path, worker: int) -> tuple[int, int]:
     """Steps already stored by `worker` and the index of its next episode."""
     metas = [read_shard_meta(p) for p in list_shards(out) if p.name.startswith(f"w{worker:03d}-")]
     names = [m["name"] for m in metas]
-    if names != [_shard_name(worker, j) for j in range(len(names))]:
+    if names != [shard_name(worker, j) for j in range(len(names))]:
         raise ValueError(f"{out}: worker {worker}'s shards are not consecutive episodes: {names}")
     return sum(m["steps"] for m in metas), len(metas)
 
@@ -88,8 +88,8 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
         config = EnvConfig.from_dict(env_config)
         env = make_vector_env(num_envs=1, config=config, ram=True)
         expert = make_expert(expert_spec, config.game, num_envs=1)
-        steps, first = _resume_point(Path(out), worker)
-        names = lambda _, k: _shard_name(worker, first + k)  # noqa: E731
+        steps, first = resume_point(Path(out), worker)
+        names = lambda _, k: shard_name(worker, first + k)  # noqa: E731
         writer = EpisodeWriter(out, 1, names, game=config.game)
         while steps < budget:
             episode = first + writer.count[0]
@@ -140,7 +140,9 @@ def check_workers(envs: int) -> None:
         )
 
 
-def _prepare(out: Path, settings: Manifest, resume: bool) -> None:
+def prepare_out(out: Path, settings: Manifest, resume: bool) -> None:
+    """Make `out` ready for a recording of `settings`: new, or (with resume) the same game,
+    env, expert, seed and workers as the dataset there; temporaries of a crash swept."""
     if (out / MANIFEST).exists():
         if not resume:
             raise FileExistsError(
@@ -206,11 +208,11 @@ def collect(
         frames_target=frames,
         status="collecting",
     )
-    _prepare(out, settings, resume)
+    prepare_out(out, settings, resume)
     settings.write(out)
     budgets = [frames // envs + (w < frames % envs) for w in range(envs)]
     jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed) for w in range(envs)]
-    already = sum(_resume_point(out, w)[0] for w in range(envs))
+    already = sum(resume_point(out, w)[0] for w in range(envs))
     with tqdm(total=frames, initial=already, unit="frame", unit_scale=True,
               desc=f"collect {game}", disable=not progress) as bar:  # fmt: skip
         try:

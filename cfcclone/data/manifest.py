@@ -25,7 +25,7 @@ from cfcclone.envs import EnvConfig
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-Source = Literal["collect", "dagger", "ncps", "synthetic"]
+Source = Literal["collect", "dagger", "ncps", "minari", "human", "synthetic"]
 Status = Literal["collecting", "complete"]
 
 
@@ -42,7 +42,8 @@ class Manifest(Config):
     expert: str
     """Who chose the actions: planner, tracker, a checkpoint, module:function, ..."""
     source: Source = "collect"
-    """How the data was made: collect, dagger (aggregated), ncps (tutorial import), synthetic."""
+    """How the data was made: collect, dagger (aggregated), ncps (tutorial import), minari
+    (Minari import), human (cfcclone record), synthetic."""
     status: Status = "complete"
     """collecting while a collection runs (resume it), then complete."""
     seed: int | None = None
@@ -55,6 +56,8 @@ class Manifest(Config):
     """Tutorial import: the number of train and val files read."""
     dagger: dict | None = None
     """DAgger aggregate: what the run started from."""
+    minari: dict | None = None
+    """Minari import: the dataset id, its env id, Minari version and observation kind."""
     shards: dict = field(default_factory=dict)
     """Shard name -> sha256 of its frames, actions and rewards."""
     frames_stored: int = 0
