@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from cfcclone.data.collect import CollectionError
+    from cfcclone.distributed import DistributedError
     from cfcclone.training import TrainingError
 
     args = build_parser().parse_args(argv)
@@ -218,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `cfcclone stats DIR | head`: the reader left, as with any tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (ValueError, FileExistsError, FileNotFoundError, TrainingError, CollectionError) as e:
+    except (
+        ValueError,
+        FileExistsError,
+        FileNotFoundError,
+        TrainingError,
+        CollectionError,
+        DistributedError,
+    ) as e:
         print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
         return 2

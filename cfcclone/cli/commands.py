@@ -126,11 +126,15 @@ def train_config(args, options):
 
 
 def train(args, options) -> int:
+    from cfcclone import distributed
     from cfcclone.training import Trainer
 
     config = train_config(args, options)
-    Trainer(config, resume=args.resume).fit()
-    print(f"{config.out}: best.safetensors, last.safetensors, metrics.jsonl")
+    trainer = Trainer(config, resume=args.resume)
+    trainer.fit()
+    if trainer.world.main:
+        print(f"{config.out}: best.safetensors, last.safetensors, metrics.jsonl")
+    distributed.close()
     return 0
 
 

@@ -32,10 +32,11 @@ def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
 
-def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0):
+def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0, reduction="mean"):
     """Cross-entropy of a Batch (on the model's device) from initial state `hx`, zeroed where
     the batch marks an episode start. The first `burn_in` steps run without gradients and
-    only warm the state. Returns (loss, logits (N, A), labels (N,), final hx)."""
+    only warm the state. Returns (loss, logits (N, A), labels (N,), final hx); the loss is
+    the (weighted) mean over the steps, or with reduction="sum" their (weighted) sum."""
     obs, starts, actions = batch.obs, batch.episode_start, batch.actions
     if burn_in:
         with torch.no_grad():
@@ -44,7 +45,8 @@ def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0):
     logits, hx = model(obs, hx, starts)
     logits = logits.reshape(-1, logits.shape[-1])
     labels = actions.reshape(-1)
-    return F.cross_entropy(logits, labels, weight=weights), logits, labels, hx
+    loss = F.cross_entropy(logits, labels, weight=weights, reduction=reduction)
+    return loss, logits, labels, hx
 
 
 def detach(hx):

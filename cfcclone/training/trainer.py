@@ -32,6 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from tqdm.auto import tqdm
 
+from cfcclone import distributed
 from cfcclone.agent import check_policy_matches_env, resolve_device
 from cfcclone.atomic import append_line, atomic_write_text
 from cfcclone.checkpoint import (
@@ -75,11 +76,23 @@ class Trainer:
             raise FileExistsError(f"{self.out} already holds a run; pass --resume or another --out")
         c = self.config = config
         self.device = resolve_device(c.device)
+        if c.batch % distributed.world().size:
+            raise ValueError(
+                f"--batch {c.batch} must be a multiple of the {distributed.world().size} "
+                "processes: it is the global batch, and each process takes an equal share"
+            )
+        self.world = distributed.init(self.device)
         w, f = c.window.seq_len, c.val_fraction
         self.train_set = SequenceDataset(c.data, w, "train", f, c.seed, c.verify)
         self.val_set = SequenceDataset(c.data, w, "val", f, c.seed)
         torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
         self.policy = self._initial_policy().to(self.device)
+        self.model = self.policy  # what the training step calls: DDP's wrapper over processes
+        if self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            with distributed.collective("starting DistributedDataParallel"):
+                self.model = DistributedDataParallel(self.policy)  # rank 0's weights everywhere
         # the config saved with the run names the policy it trains (an init's, where given)
         self.config = c = dataclasses.replace(c, policy=self.policy.config)
         bf16 = c.amp == "bf16" or (c.amp == "auto" and bf16_supported(self.device))
@@ -87,7 +100,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.optim.lr)
         weights = class_weights(self.train_set.action_counts(), c.optim.class_weights)
         self.weights = None if weights is None else weights.to(self.device)
-        self.rng = np.random.default_rng([c.seed, 0])  # (seed, rank 0), as every run so far
+        self.rng = np.random.default_rng([c.seed, self.world.rank])  # each rank its own windows
         self.batches_per_epoch = c.batches_per_epoch or max(
             1, self.train_set.steps // (c.batch * c.window.seq_len)
         )
@@ -127,9 +140,19 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         w = self.config.window
         burn_in = w.burn_in if w.horizon == "burn-in" else 0
-        loss, logits, labels, hx = window_loss(self.policy, batch, self.weights, hx, burn_in)
+        loss, logits, labels, hx = window_loss(
+            self.model, batch, self.weights, hx, burn_in, reduction="sum"
+        )
         self.hx = detach(hx)
-        if not torch.isfinite(loss):
+        # the global batch's (weighted) mean: the sums of all ranks over the sum of the
+        # weights of all their labels; DDP averages the gradients, hence the factor `size`
+        weight = labels.numel() if self.weights is None else self.weights[labels].sum().item()
+        correct = (logits.argmax(-1) == labels).sum().item()
+        total, weight_all, correct_all, count_all = distributed.all_sum(
+            [loss.item(), weight, correct, labels.numel()]
+        )
+        loss = loss * (self.world.size / weight_all)
+        if not math.isfinite(total):
             kept = (
                 f"the last good checkpoint, {self.out / 'last.safetensors'}, is from epoch "
                 f"{self.epoch}"
@@ -137,22 +160,33 @@ class Trainer:
                 else "no checkpoint was written yet"
             )
             raise TrainingError(
-                f"loss became {loss.item()} in epoch {self.epoch + 1}; training stopped and "
+                f"loss became {total / weight_all} in epoch {self.epoch + 1}; training stopped and "
                 f"{kept}. Try a lower --lr or --grad-clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with distributed.collective("averaging gradients"):
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
-        return loss.item(), (logits.argmax(-1) == labels).float().mean().item()
+        return total / weight_all, correct_all / count_all
+
+    @property
+    def progress(self) -> bool:
+        """Bars and epoch lines: where asked, and on rank 0 only."""
+        return self.config.progress and self.world.main
+
+    @property
+    def local_batch(self) -> int:
+        """The windows this process draws a step: its share of the global batch."""
+        return self.config.batch // self.world.size
 
     def batches(self):
         """This epoch's batches, gathered ahead: random windows, or episode streams (stored)."""
         c = self.config
         if c.window.horizon == "stored":  # new streams each epoch: resume stays exact
-            draw = self.train_set.streams(c.batch, self.rng).next
+            draw = self.train_set.streams(self.local_batch, self.rng).next
         else:
-            draw = lambda: self.train_set.sample(c.batch, self.rng)  # noqa: E731
+            draw = lambda: self.train_set.sample(self.local_batch, self.rng)  # noqa: E731
         return prefetch(draw, self.batches_per_epoch, pin=self.device.type == "cuda")
 
     def train_epoch(self) -> dict:
@@ -164,7 +198,7 @@ class Trainer:
             total=self.batches_per_epoch,
             desc=f"epoch {self.epoch + 1}",
             leave=False,
-            disable=not self.config.progress,
+            disable=not self.progress,
         )
         for i, batch in enumerate(bar):
             step = self.epoch * self.batches_per_epoch + i
@@ -192,40 +226,47 @@ class Trainer:
             return {"val_loss": None, "val_acc": None}
         self.policy.eval()
         loss_sum, correct, count = 0.0, 0, 0
-        for batch in self.val_set.batches(self.config.batch):
+        for i, batch in enumerate(self.val_set.batches(self.config.batch)):
+            if i % self.world.size != self.world.rank:  # each rank its share of the batches
+                continue
             batch = batch.to(self.device, non_blocking=True)
             loss, logits, labels, _ = window_loss(self.policy, batch)
             loss_sum += loss.item() * labels.numel()
             correct += (logits.argmax(-1) == labels).sum().item()
             count += labels.numel()
+        loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count])
         return {"val_loss": loss_sum / count, "val_acc": correct / count}
 
     def closed_loop(self) -> dict:
         c = self.config
         if c.eval_episodes < 1:
             return {"return_mean": None}
-        result = evaluate_policy(
-            self.policy,
-            self.env_config,
-            c.eval_episodes,
-            c.eval_envs,
-            10_000 + self.epoch,
-            self.device,
-        )
+        # each rank plays its share of the episodes, from its own seeds; all get all returns
+        share = len(self.world.share(c.eval_episodes))
+        seed = 10_000 + self.epoch + 1_000_003 * self.world.rank
+        result = None
+        if share:
+            result = evaluate_policy(
+                self.policy, self.env_config, share, c.eval_envs, seed, self.device
+            )
+        parts = distributed.gather(None if result is None else (result.returns, result.steps))
+        returns = [r for part in parts if part for r in part[0]]
+        seconds = result.seconds if result is not None else 1.0
         return {
-            "return_mean": result.mean,
-            "return_std": result.std,
-            "returns": result.returns,
-            "eval_steps_per_s": result.steps / result.seconds,
+            "return_mean": float(np.mean(returns)),
+            "return_std": float(np.std(returns)),
+            "returns": returns,
+            "eval_steps_per_s": sum(part[1] for part in parts if part) / seconds,
         }
 
     def fit(self, on_epoch=None) -> list[dict]:
         """Train until `epochs`; returns this call's metric rows. `on_epoch(row)` is called
-        after each epoch, else the epoch's line is printed."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        after each epoch, else the epoch's line is printed (on rank 0)."""
+        if self.world.main:
+            self.out.mkdir(parents=True, exist_ok=True)
         rows = []
         epochs = range(self.epoch, self.config.epochs)
-        for _ in tqdm(epochs, desc="train", unit="epoch", disable=not self.config.progress):
+        for _ in tqdm(epochs, desc="train", unit="epoch", disable=not self.progress):
             row = {"epoch": self.epoch + 1, **self.train_epoch(), **self.validate()}
             self.epoch += 1
             row.update(self.closed_loop())
@@ -233,22 +274,32 @@ class Trainer:
             rows.append(row)
             if on_epoch is not None:
                 on_epoch(row)
-            elif self.config.progress:
+            elif self.progress:
                 tqdm.write(epoch_line(row))
         return rows
 
     def _save(self, row: dict) -> None:
-        """Write the epoch's checkpoints, resume state and metrics row; a failed write (a full
-        disk) stops training with what was kept and how to go on."""
+        """Write the epoch's checkpoints, resume state and metrics row (rank 0, with every
+        rank's RNG states); a failed write (a full disk) stops training with what was kept
+        and how to go on."""
+        rngs = distributed.gather(self._rng_state())
+        if not self.world.main:
+            return
         try:
-            self._write(row)
+            self._write(row, rngs)
         except (OSError, SafetensorError) as e:
             raise TrainingError(
                 f"could not write the run's files in {self.out} ({e}); the resume state holds "
                 f"the last epoch written in full. Free space, then rerun with --resume"
             ) from None
 
-    def _write(self, row: dict) -> None:
+    def _rng_state(self) -> dict:
+        return {
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state().tolist(),
+        }
+
+    def _write(self, row: dict, rngs: list[dict]) -> None:
         ret = row["return_mean"] if row["return_mean"] is not None else -(row["val_loss"] or 0)
         improved = ret > self.best
         self.best = max(self.best, ret)
@@ -262,8 +313,8 @@ class Trainer:
             "epoch": self.epoch,
             "best": self.best,
             "config": self.config.to_dict(),
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state().tolist(),
+            **rngs[0],
+            **({"ranks": rngs} if len(rngs) > 1 else {}),
         }
         save_train_state(self.out / STATE, self.policy, self.optimizer, state)
         append_line(self.out / "metrics.jsonl", json.dumps(row))
@@ -271,9 +322,17 @@ class Trainer:
     def _resume(self) -> None:
         state = load_train_state(self.out / STATE, self.policy, self.optimizer)
         self.epoch, self.best = state["epoch"], state["best"]
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        _truncate_metrics(self.out / "metrics.jsonl", self.epoch)
+        ranks = state.get("ranks", [state])
+        if len(ranks) != self.world.size:
+            raise ValueError(
+                f"cannot resume {self.out} with {self.world.size} processes: it was trained "
+                f"with {len(ranks)} (its windows are drawn per process; use the same count)"
+            )
+        mine = ranks[self.world.rank]
+        self.rng.bit_generator.state = mine["numpy_rng"]
+        torch.set_rng_state(torch.tensor(mine["torch_rng"], dtype=torch.uint8))
+        if self.world.main:
+            _truncate_metrics(self.out / "metrics.jsonl", self.epoch)
 
 
 def stored_config(run: str | Path) -> TrainConfig:
