@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from cfcclone import distributed
 from cfcclone.agent import StatefulAgent, check_policy_matches_env, resolve_device
 from cfcclone.envs import EnvConfig
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
@@ -57,6 +58,28 @@ class EvalResult:
             f"max {max(self.returns):.0f}) over {len(self.returns)} episodes, "
             f"mean length {np.mean(self.lengths):.0f} steps"
         )
+
+
+RANK_SEED_STRIDE = 1_000_003
+"""Under torchrun, rank r evaluates from seed + r * RANK_SEED_STRIDE."""
+
+
+def split_over_ranks(evaluate, episodes: int, seed: int) -> EvalResult:
+    """`evaluate(episodes, seed) -> EvalResult` with the episodes shared out over torchrun's
+    ranks (rank r plays its share from its own seed) and the results gathered on every rank,
+    in rank order; on one process, `evaluate(episodes, seed)` itself."""
+    w = distributed.world()
+    if w.size == 1:
+        return evaluate(episodes, seed)
+    share = len(w.share(episodes))
+    part = evaluate(share, seed + RANK_SEED_STRIDE * w.rank) if share else None
+    parts = [p for p in distributed.gather(None if part is None else asdict(part)) if p]
+    return EvalResult(
+        [r for p in parts for r in p["returns"]],
+        [n for p in parts for n in p["lengths"]],
+        sum(p["steps"] for p in parts),
+        max(p["seconds"] for p in parts),
+    )
 
 
 def _check_episodes(episodes: int) -> None:

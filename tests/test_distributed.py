@@ -2,6 +2,7 @@
 equals one single-process step over the same global batch; a lost rank stops the run with a
 clear error, and --resume completes it."""
 
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from cfcclone.data import collect
 from cfcclone.data.dataset import Batch
+from cfcclone.data.manifest import Manifest
 from cfcclone.models import PolicyConfig
 from cfcclone.training import TrainConfig, Trainer, WindowConfig
 from cfcclone.training.config import OptimConfig
@@ -126,3 +129,37 @@ def test_a_killed_rank_stops_the_run_and_resume_completes_it(follower_data, tmp_
     assert job.returncode == 0, out
     epochs = [int(line.split(",")[0].split(":")[1]) for line in metrics.read_text().splitlines()]
     assert epochs == [1, 2, 3]
+
+
+def collect_rank(rank, world, port, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    collect(out, "breakout", "tracker", frames=600, envs=2, seed=3, progress=False,
+            max_episode_frames=800)  # fmt: skip
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_collection_on_two_ranks_writes_the_shards_of_one_process(tmp_path):
+    mp.start_processes(collect_rank, args=(2, free_port(), str(tmp_path / "ranks")), nprocs=2,
+                       start_method="spawn")  # fmt: skip
+    collect(tmp_path / "one", "breakout", "tracker", frames=600, envs=2, seed=3,
+            progress=False, max_episode_frames=800)  # fmt: skip
+    ranks, one = Manifest.read(tmp_path / "ranks"), Manifest.read(tmp_path / "one")
+    assert ranks.shards == one.shards and len(one.shards) >= 2  # names and sha256 sums
+    assert ranks.status == "complete" and ranks.steps == one.steps == 600
+    for name in one.shards:
+        for f in ("frames.npy", "actions.npy", "rewards.npy", "meta.json"):
+            a, b = tmp_path / "ranks" / "shards" / name / f, tmp_path / "one" / "shards" / name / f
+            assert a.read_bytes() == b.read_bytes(), (name, f)
+
+
+@pytest.mark.slow
+def test_eval_on_two_ranks_shares_the_episodes_and_gathers_them(follower_data, tmp_path):
+    run = tmp_path / "run"
+    Trainer(recipe(follower_data, run, batches_per_epoch=1, epochs=1)).fit()
+    out, _ = torchrun("eval", run / "best.safetensors", "--episodes", 5, "--envs", 2,
+                      "--json", tmp_path / "eval.json").communicate(timeout=240)  # fmt: skip
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["episodes"] == 5 and len(result["lengths"]) == 5, out
+    assert out.count("over 5 episodes") == 1  # rank 0 alone reports

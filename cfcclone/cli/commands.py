@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
+from functools import partial
 
 from cfcclone.atomic import atomic_write_text
 from cfcclone.cli.options import config_from_args, given
@@ -166,6 +168,7 @@ def _same_game(path, env_config, game) -> None:
 
 
 def evaluate(args, options) -> int:
+    from cfcclone import distributed
     from cfcclone.envs import EnvConfig
     from cfcclone.evaluation import evaluate_expert, evaluate_policy
 
@@ -175,7 +178,7 @@ def evaluate(args, options) -> int:
         env_config = EnvConfig(game=game) if game else EnvConfig()
         values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
         values.pop("threads", None)  # one emulator each
-        result = evaluate_expert(args.expert, env_config, **values, progress=True)
+        run = partial(evaluate_expert, args.expert, env_config)
         label = f"expert {args.expert} on {env_config.game}"
     elif str(args.checkpoint).endswith(".onnx"):
         from cfcclone.evaluation import evaluate_actor
@@ -185,7 +188,7 @@ def evaluate(args, options) -> int:
         env_config = agent(1).env_config
         _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
-        result = evaluate_actor(agent, env_config, **values, progress=True)
+        run = partial(evaluate_actor, agent, env_config)
         label = f"{args.checkpoint} on {env_config.describe()}"
     elif args.checkpoint:
         from cfcclone.checkpoint import load_policy
@@ -193,14 +196,31 @@ def evaluate(args, options) -> int:
         loaded = load_policy(args.checkpoint, values.get("device", "cpu"))
         _same_game(args.checkpoint, loaded.env_config, game)
         loaded.policy.use_bf16(args.bf16)
-        result = evaluate_policy(loaded.policy, loaded.env_config, **values, progress=True)
+        run = partial(evaluate_policy, loaded.policy, loaded.env_config)
         label = f"{args.checkpoint} on {loaded.env_config.describe()}"
     else:
         raise ValueError("give a checkpoint, or --expert planner --game GAME")
-    print(f"{label}: {result.line()}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps(result.summary(), indent=1))
+    result = _split_episodes(run, values)
+    if distributed.world().main:
+        print(f"{label}: {result.line()}")
+        if args.json:
+            atomic_write_text(args.json, json.dumps(result.summary(), indent=1))
+    distributed.close()
     return 0
+
+
+def _split_episodes(run, values: dict):
+    """`run(episodes=, seed=, **values)`, its episodes shared out over torchrun's ranks."""
+    from cfcclone import distributed
+    from cfcclone.agent import resolve_device
+    from cfcclone.evaluation import split_over_ranks
+
+    defaults = inspect.signature(run.func).parameters
+    episodes = values.pop("episodes", defaults["episodes"].default)
+    seed = values.pop("seed", defaults["seed"].default)
+    world = distributed.init(resolve_device(values.get("device", "cpu")))
+    evaluate = lambda n, s: run(episodes=n, seed=s, progress=world.main, **values)  # noqa: E731
+    return split_over_ranks(evaluate, episodes, seed)
 
 
 def play(args, options) -> int:

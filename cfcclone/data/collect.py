@@ -6,7 +6,9 @@ rollout loop (`cfcclone.rollout`), and writes every finished episode as one shar
 the seed `episode_seed(seed, w, j)`, so a collection is deterministic, and `resume=True`
 after a crash continues each worker at its first missing episode and writes exactly what an
 uninterrupted run would have. A worker stops when its share of the frame budget is spent; the
-episode in progress then is kept, marked incomplete.
+episode in progress then is kept, marked incomplete. Under torchrun, `envs` and `frames` stay
+totals: rank r plays workers r, r + size, ..., so the shards are those of one process with the
+same `envs`, and rank 0 prepares the folder and writes the manifest, between barriers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cfcclone import distributed
 from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sweep_temporaries
 from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig, action_meanings, check_game
@@ -208,24 +211,32 @@ def collect(
         frames_target=frames,
         status="collecting",
     )
-    prepare_out(out, settings, resume)
-    settings.write(out)
+    world = distributed.init()  # under torchrun, rank r plays workers r, r + size, ...
+    if world.main:
+        prepare_out(out, settings, resume)
+        settings.write(out)
+    distributed.barrier("waiting for rank 0 to prepare the dataset")
     budgets = [frames // envs + (w < frames % envs) for w in range(envs)]
-    jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed) for w in range(envs)]
-    already = sum(resume_point(out, w)[0] for w in range(envs))
-    with tqdm(total=frames, initial=already, unit="frame", unit_scale=True,
-              desc=f"collect {game}", disable=not progress) as bar:  # fmt: skip
+    mine = list(world.share(envs))
+    jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed) for w in mine]
+    already = sum(resume_point(out, w)[0] for w in mine)
+    where = f" (rank {world.rank} of {world.size})" * (world.size > 1)
+    with tqdm(total=sum(budgets[w] for w in mine), initial=already, unit="frame",
+              unit_scale=True, desc=f"collect {game}{where}",
+              disable=not progress or not world.main) as bar:  # fmt: skip
         try:
             if envs == 1 and not isinstance(expert, str):
                 _run_worker(*jobs[0], _reporter(bar))
-            else:
+            elif jobs:  # a rank beyond the workers' count has none
                 _run_processes(jobs, _reporter(bar))
         except BaseException:
-            if not resume and not list_shards(out):  # nothing to resume: leave nothing behind
-                shutil.rmtree(out, ignore_errors=True)
+            if world.size == 1 and not resume and not list_shards(out):
+                shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave nothing
             raise
+    distributed.barrier("waiting for the other ranks' workers")
     manifest = settings.summarized(out, status="complete")
-    manifest.write(out)
+    if world.main:
+        manifest.write(out)
     return manifest
 
 

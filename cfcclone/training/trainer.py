@@ -43,7 +43,7 @@ from cfcclone.checkpoint import (
     save_train_state,
 )
 from cfcclone.data import SequenceDataset
-from cfcclone.evaluation import evaluate_policy
+from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.models import ConvCfC
 from cfcclone.models.policy import bf16_supported
 from cfcclone.training.config import TrainConfig
@@ -241,22 +241,18 @@ class Trainer:
         c = self.config
         if c.eval_episodes < 1:
             return {"return_mean": None}
-        # each rank plays its share of the episodes, from its own seeds; all get all returns
-        share = len(self.world.share(c.eval_episodes))
-        seed = 10_000 + self.epoch + 1_000_003 * self.world.rank
-        result = None
-        if share:
-            result = evaluate_policy(
-                self.policy, self.env_config, share, c.eval_envs, seed, self.device
-            )
-        parts = distributed.gather(None if result is None else (result.returns, result.steps))
-        returns = [r for part in parts if part for r in part[0]]
-        seconds = result.seconds if result is not None else 1.0
+        result = split_over_ranks(  # under torchrun, each rank plays its share
+            lambda n, seed: evaluate_policy(
+                self.policy, self.env_config, n, c.eval_envs, seed, self.device
+            ),
+            c.eval_episodes,
+            10_000 + self.epoch,
+        )
         return {
-            "return_mean": float(np.mean(returns)),
-            "return_std": float(np.std(returns)),
-            "returns": returns,
-            "eval_steps_per_s": sum(part[1] for part in parts if part) / seconds,
+            "return_mean": result.mean,
+            "return_std": result.std,
+            "returns": result.returns,
+            "eval_steps_per_s": result.steps / result.seconds,
         }
 
     def fit(self, on_epoch=None) -> list[dict]:
