@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cfcclone import distributed
 from cfcclone.agent import StatefulAgent, check_policy_matches_env
 from cfcclone.atomic import append_line, atomic_write_text
 from cfcclone.checkpoint import load_policy
@@ -46,7 +47,7 @@ from cfcclone.config import Config, check
 from cfcclone.data.format import EpisodeWriter, list_shards, sweep_temporaries
 from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig
-from cfcclone.evaluation import evaluate_policy
+from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.experts import expert_name, make_expert, needs_ram
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
@@ -152,12 +153,19 @@ def roll_out(
     if writer is not None:
         for i in range(n):
             writer.end(i, complete=False)
-    return {"agreement": agree / max(counted, 1), "labels": steps, "rollout_returns": returns}
+    return {
+        "agreement": agree / max(counted, 1),
+        "agreed": agree,
+        "counted": counted,
+        "labels": steps,
+        "rollout_returns": returns,
+    }
 
 
-def round_writer(data: Path, round_: int, num_envs: int, game=None) -> EpisodeWriter:
-    """The writer of round `round_`'s shards, all in the train split."""
-    names = lambda i, k: f"r{round_:02d}-e{i:03d}-{k:05d}"  # noqa: E731
+def round_writer(data: Path, round_: int, num_envs: int, game=None, first=0) -> EpisodeWriter:
+    """The writer of round `round_`'s shards, all in the train split; env i is named
+    first + i (under torchrun, rank r's envs follow those of the ranks before it)."""
+    names = lambda i, k: f"r{round_:02d}-e{first + i:03d}-{k:05d}"  # noqa: E731
     return EpisodeWriter(data, num_envs, names, "train", game)
 
 
@@ -213,27 +221,31 @@ def _add_expert_data(config: DaggerConfig, source: str, data: Path, student=None
 
 def _start(config: DaggerConfig, out: Path) -> dict:
     """The aggregated dataset and the first student; returns the initial state."""
-    data = out / "data"
+    data, main = out / "data", distributed.world().main
     if Path(config.init).is_dir():
         if config.data is not None:
             raise ValueError("--data goes with a checkpoint --init; here --init is the data")
-        env_config = _add_expert_data(config, config.init, data)
-        _write_manifest(config, env_config, data)
+        if main:  # the aggregate is written once, by rank 0
+            _write_manifest(config, _add_expert_data(config, config.init, data), data)
+        distributed.barrier("waiting for rank 0 to link the expert data")
         run = out / "round00"
         recipe = dataclasses.replace(
             config.train, data=str(data), out=str(run), epochs=config.init_epochs
         )
-        print(f"round 0: training the first student on {config.init}")
+        if main:
+            print(f"round 0: training the first student on {config.init}")
         Trainer(recipe, resume=(run / "train_state.safetensors").exists()).fit()
         student = run / "best.safetensors"
     else:
         loaded = load_policy(config.init)
         env_config = loaded.env_config
         make_expert(config.expert, env_config.game)  # the expert must play the student's game
-        if config.data is not None:
-            _add_expert_data(config, config.data, data, student=env_config)
-        data.mkdir(parents=True, exist_ok=True)
-        _write_manifest(config, env_config, data)
+        if main:
+            if config.data is not None:
+                _add_expert_data(config, config.data, data, student=env_config)
+            data.mkdir(parents=True, exist_ok=True)
+            _write_manifest(config, env_config, data)
+        distributed.barrier("waiting for rank 0 to start the aggregate")
         student = Path(config.init)
     return {
         "rounds_done": 0,
@@ -251,8 +263,9 @@ def _relative(path: Path, out: Path) -> str:
 
 
 def _save_state(out: Path, state: dict, config: DaggerConfig) -> None:
-    text = json.dumps({**state, "config": config.to_dict()}, indent=1)
-    atomic_write_text(out / STATE, text)
+    if distributed.world().main:
+        text = json.dumps({**state, "config": config.to_dict()}, indent=1)
+        atomic_write_text(out / STATE, text)
 
 
 def _drop_round(data: Path, out: Path, round_: int) -> None:
@@ -284,6 +297,7 @@ def run_dagger(config: DaggerConfig, resume: bool = False, progress: bool = True
     """
     out, rows = Path(config.out).resolve(), []
     data = out / "data"
+    distributed.init(resolve_device(config.train.device if config.train else "cpu"))
     if (out / STATE).exists() and not resume:
         raise FileExistsError(f"{out} already holds a DAgger run; pass --resume or another --out")
     if resume and (out / STATE).exists():
@@ -295,6 +309,7 @@ def run_dagger(config: DaggerConfig, resume: bool = False, progress: bool = True
             config = dataclasses.replace(config, train=default_recipe(config.init))
         if out.exists() and any(out.iterdir()) and not resume:
             raise FileExistsError(f"{out} exists and is not empty; choose another --out")
+        distributed.barrier("checking the run folder")  # every rank looked before any writes
         state = _start(config, out)
         _save_state(out, state, config)
     device = resolve_device(config.train.device)
@@ -306,8 +321,10 @@ def run_dagger(config: DaggerConfig, resume: bool = False, progress: bool = True
 
 
 def _round(config, out, state, round_, env_config, device, progress) -> dict:
-    t0, data = time.perf_counter(), out / "data"
-    _drop_round(data, out, round_)
+    t0, data, world = time.perf_counter(), out / "data", distributed.world()
+    if world.main:
+        _drop_round(data, out, round_)
+    distributed.barrier("waiting for rank 0 to drop an interrupted round")
     beta = config.beta * config.beta_decay ** (round_ - 1)
     previous = out / state["student"]  # relative to OUT: the run can move, or resume elsewhere
     policy = load_policy(previous, device).policy
@@ -319,45 +336,55 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     env = make_vector_env(num_envs=config.envs, batch_size=batch, config=env_config, ram=ram)
     try:
         expert = make_expert(config.expert, env_config.game, config.envs, str(device))
-        seed = int(np.random.SeedSequence([config.train.seed, round_]).generate_state(1)[0])
-        writer = round_writer(data, round_, config.envs, env_config.game)
+        # under torchrun each rank plays its share of the labels, from its own seed
+        key = [config.train.seed, round_] + [world.rank] * (world.size > 1)
+        seed = int(np.random.SeedSequence(key).generate_state(1)[0])
+        writer = round_writer(data, round_, config.envs, env_config.game, world.rank * config.envs)
+        labels = len(range(world.rank, config.labels_per_round, world.size))
         rollout_stats = roll_out(
-            policy, expert, env, config.labels_per_round, beta, seed, writer, device, progress
+            policy, expert, env, labels, beta, seed, writer, device, progress and world.main
         )
     finally:
         env.close()
-    _write_manifest(config, env_config, data)
+    agreed, counted, played = distributed.all_sum(
+        [rollout_stats[k] for k in ("agreed", "counted", "labels")]
+    )
+    distributed.barrier("waiting for the other ranks' rollouts")
+    if world.main:
+        _write_manifest(config, env_config, data)
     run = out / f"round{round_:02d}"
     recipe = dataclasses.replace(config.train, data=str(data), out=str(run), init=str(previous))
     Trainer(recipe).fit()
     student = run / "best.safetensors"
     result = None
     if config.round_eval_episodes > 0:
-        result = evaluate_policy(
-            load_policy(student, device).policy,
-            env_config,
+        student_policy = load_policy(student, device).policy
+        result = split_over_ranks(
+            lambda n, seed: evaluate_policy(
+                student_policy, env_config, n, config.train.eval_envs, seed, device
+            ),
             config.round_eval_episodes,
-            config.train.eval_envs,
-            seed=20_000 + round_,
-            device=device,
+            20_000 + round_,
         )
-    labels = state["labels"] + rollout_stats["labels"]
+    labels = state["labels"] + int(played)
+    agreement = agreed / max(counted, 1)
     state.update(rounds_done=round_, student=_relative(student, out), labels=labels)
     row = {
         "round": round_,
         "beta": beta,
         "labels": labels,
-        "agreement": rollout_stats["agreement"],
+        "agreement": agreement,
         "return_mean": result and result.mean,
         "return_std": result and result.std,
         "returns": result and result.returns,
         "student": str(student),
         "minutes": (time.perf_counter() - t0) / 60,
     }
-    append_line(out / "metrics.jsonl", json.dumps(row))
-    shown = "n/a" if result is None else f"{result.mean:.1f} ± {result.std:.1f}"
-    print(
-        f"round {round_}: beta {beta:.2f}, {labels} labels, agreement "
-        f"{100 * rollout_stats['agreement']:.1f}%, student return {shown}"
-    )
+    if world.main:
+        append_line(out / "metrics.jsonl", json.dumps(row))
+        shown = "n/a" if result is None else f"{result.mean:.1f} ± {result.std:.1f}"
+        print(
+            f"round {round_}: beta {beta:.2f}, {labels} labels, agreement "
+            f"{100 * agreement:.1f}%, student return {shown}"
+        )
     return row

@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 
 from cfcclone.data import collect
 from cfcclone.data.dataset import Batch
+from cfcclone.data.format import list_shards
 from cfcclone.data.manifest import Manifest
 from cfcclone.models import PolicyConfig
 from cfcclone.training import TrainConfig, Trainer, WindowConfig
@@ -163,3 +164,24 @@ def test_eval_on_two_ranks_shares_the_episodes_and_gathers_them(follower_data, t
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["episodes"] == 5 and len(result["lengths"]) == 5, out
     assert out.count("over 5 episodes") == 1  # rank 0 alone reports
+
+
+@pytest.mark.slow
+def test_dagger_on_two_ranks_splits_the_labels_and_writes_the_aggregate_once(tmp_path):
+    expert = tmp_path / "expert"
+    collect(expert, "breakout", "tracker", 300, envs=1, progress=False, max_episode_frames=600)
+    out = tmp_path / "dagger"
+    tiny = ["--encoder", "nature", "--units", 8, "--seq-len", 8, "--batch", 4, "--epochs", 1,
+            "--batches-per-epoch", 2, "--eval-episodes", 1, "--eval-envs", 1]  # fmt: skip
+    job = torchrun("dagger", "--init", expert, "--out", out, "--expert", "tracker",
+                   "--rounds", 1, "--labels-per-round", 120, "--envs", 2, "--init-epochs", 1,
+                   "--round-eval-episodes", 3, *tiny)  # fmt: skip
+    text, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, text
+    names = [p.name for p in list_shards(out / "data")]
+    rank_envs = {n.split("-")[1] for n in names if n.startswith("r01-")}
+    assert rank_envs == {"e000", "e001", "e002", "e003"}  # 2 envs of each rank
+    assert Manifest.read(out / "data").steps == 300 + 120
+    (row,) = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert row["labels"] == 300 + 120 and len(row["returns"]) == 3
+    assert text.count("round 1: beta") == 1  # rank 0 alone reports

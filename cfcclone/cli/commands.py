@@ -152,12 +152,14 @@ def dagger_config(args, options):
 
 
 def dagger(args, options) -> int:
+    from cfcclone import distributed
     from cfcclone.dagger import run_dagger
 
     config = dagger_config(args, options)
     rows = run_dagger(config, resume=args.resume)
-    if rows:
+    if rows and distributed.world().main:
         print(f"{config.out}: student {rows[-1]['student']}, metrics.jsonl")
+    distributed.close()
     return 0
 
 

@@ -279,15 +279,15 @@ class Trainer:
         rank's RNG states); a failed write (a full disk) stops training with what was kept
         and how to go on."""
         rngs = distributed.gather(self._rng_state())
-        if not self.world.main:
-            return
         try:
-            self._write(row, rngs)
+            if self.world.main:
+                self._write(row, rngs)
         except (OSError, SafetensorError) as e:
             raise TrainingError(
                 f"could not write the run's files in {self.out} ({e}); the resume state holds "
                 f"the last epoch written in full. Free space, then rerun with --resume"
             ) from None
+        distributed.barrier("waiting for rank 0 to write the epoch's files")
 
     def _rng_state(self) -> dict:
         return {
