@@ -110,7 +110,7 @@ def rank_pid(parent: int, rank: int) -> int | None:
 def test_a_killed_rank_stops_the_run_and_resume_completes_it(follower_data, tmp_path):
     run = tmp_path / "run"
     options = ["--data", follower_data, "--out", run, "--batch", 4, "--seq-len", 8,
-               "--batches-per-epoch", 40, "--eval-episodes", 0]  # fmt: skip
+               "--batches-per-epoch", 15, "--eval-episodes", 0]  # fmt: skip
     job = torchrun("train", *options, "--epochs", 3)
     metrics = run / "metrics.jsonl"
     deadline = time.monotonic() + 240

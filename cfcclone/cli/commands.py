@@ -43,7 +43,7 @@ def stats(args, options) -> int:
                 f"{args.dir}: {len(bad)} bad shards; cfcclone stats --repair drops them"
             )
     s = describe(args.dir)
-    print(f"{args.dir}: {s['game']}, expert {s['expert']}")
+    print(f"{args.dir}: {s['env']}, expert {s['expert']}")
     print(
         f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
         f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk"

@@ -321,6 +321,7 @@ def describe(root: str | Path) -> dict:
     on_disk = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
     return {
         "game": ds.env_config.game,
+        "env": ds.env_config.describe(),
         "expert": ds.manifest.expert,
         "episodes": int(sum(s.episode_start for _, s in ds.segments)),
         "complete_episodes": len(returns),
