@@ -146,11 +146,11 @@ class Trainer:
         self.hx = detach(hx)
         # the global batch's (weighted) mean: the sums of all ranks over the sum of the
         # weights of all their labels; DDP averages the gradients, hence the factor `size`
-        weight = labels.numel() if self.weights is None else self.weights[labels].sum().item()
-        correct = (logits.argmax(-1) == labels).sum().item()
-        total, weight_all, correct_all, count_all = distributed.all_sum(
-            [loss.item(), weight, correct, labels.numel()]
-        )
+        count = torch.tensor(float(labels.numel()), device=loss.device)
+        weight = count if self.weights is None else self.weights[labels].sum()
+        correct = (logits.argmax(-1) == labels).sum()
+        stats = torch.stack([loss.detach(), weight, correct.float(), count])  # one host sync
+        total, weight_all, correct_all, count_all = distributed.all_sum(stats.tolist())
         loss = loss * (self.world.size / weight_all)
         if not math.isfinite(total):
             kept = (
