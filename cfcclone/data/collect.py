@@ -225,9 +225,11 @@ def collect(
               unit_scale=True, desc=f"collect {game}{where}",
               disable=not progress or not world.main) as bar:  # fmt: skip
         try:
-            if envs == 1 and not isinstance(expert, str):
+            if not jobs:  # a rank beyond the workers' count has none
+                pass
+            elif envs == 1 and not isinstance(expert, str):
                 _run_worker(*jobs[0], _reporter(bar))
-            elif jobs:  # a rank beyond the workers' count has none
+            else:
                 _run_processes(jobs, _reporter(bar))
         except BaseException:
             if world.size == 1 and not resume and not list_shards(out):
