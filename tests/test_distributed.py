@@ -4,6 +4,7 @@ clear error, and --resume completes it."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,16 +133,16 @@ def test_a_killed_rank_stops_the_run_and_resume_completes_it(follower_data, tmp_
     assert epochs == [1, 2, 3]
 
 
-def collect_rank(rank, world, port, out):
+def collect_rank(rank, world, port, out, resume=False):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
     collect(out, "breakout", "tracker", frames=600, envs=2, seed=3, progress=False,
-            max_episode_frames=800)  # fmt: skip
+            resume=resume, max_episode_frames=800)  # fmt: skip
     torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_collection_on_two_ranks_writes_the_shards_of_one_process(tmp_path):
+def test_collection_on_two_ranks_writes_the_shards_of_one_process_and_resumes(tmp_path):
     mp.start_processes(collect_rank, args=(2, free_port(), str(tmp_path / "ranks")), nprocs=2,
                        start_method="spawn")  # fmt: skip
     collect(tmp_path / "one", "breakout", "tracker", frames=600, envs=2, seed=3,
@@ -153,6 +154,15 @@ def test_collection_on_two_ranks_writes_the_shards_of_one_process(tmp_path):
         for f in ("frames.npy", "actions.npy", "rewards.npy", "meta.json"):
             a, b = tmp_path / "ranks" / "shards" / name / f, tmp_path / "one" / "shards" / name / f
             assert a.read_bytes() == b.read_bytes(), (name, f)
+    # a crash lost rank 1's last shard: --resume on 2 ranks writes it again, the same bytes
+    last = sorted(n for n in one.shards if n.startswith("w001-"))[-1]
+    shutil.rmtree(tmp_path / "ranks" / "shards" / last)
+    mp.start_processes(collect_rank, args=(2, free_port(), str(tmp_path / "ranks"), True),
+                       nprocs=2, start_method="spawn")  # fmt: skip
+    assert Manifest.read(tmp_path / "ranks").shards == one.shards
+    for f in ("frames.npy", "actions.npy", "meta.json"):
+        a, b = tmp_path / "ranks" / "shards" / last / f, tmp_path / "one" / "shards" / last / f
+        assert a.read_bytes() == b.read_bytes()
 
 
 @pytest.mark.slow

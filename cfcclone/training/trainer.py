@@ -15,7 +15,9 @@ whole TrainConfig; `RUN/train_state.safetensors` (optimizer, epoch, RNG states, 
 Where the device has fast bf16 (CUDA, or a CPU with AVX512-BF16/AMX) the encoder runs under
 bf16 autocast with channels_last convs, about 2x faster on this project's 2-core CPUs; the CfC
 stays fp32. On CUDA, batches are pinned and moved with non_blocking copies, and uint8 frames
-travel (the model scales them). Batches are gathered by a background thread.
+travel (the model scales them). Batches are gathered by a background thread. Under torchrun
+(`cfcclone.distributed`) each process draws its share of the global batch and DDP averages
+the gradients; rank 0 alone writes, and the run's state holds every rank's RNG.
 """
 
 from __future__ import annotations
