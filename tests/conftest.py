@@ -2,6 +2,7 @@
 (`make test-quick` leaves them out)."""
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import torch
 from cfcclone.data import collect
 from cfcclone.experts.follower import follow_ball
 
-torch.set_num_threads(2)
+# one torch thread per pytest-xdist worker (two share the two cores), else two
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ncps_tutorial.py"
 
