@@ -14,13 +14,16 @@ from cfcclone.data.format import DatasetError
 
 
 def collect(args, options) -> int:
+    from cfcclone import distributed
     from cfcclone.data import collect
 
     manifest = collect(**given(args, options))
-    print(
-        f"{args.out}: {manifest.steps} frames, {manifest.episodes_complete} complete "
-        f"episodes in {len(manifest.shards)} shards"
-    )
+    if distributed.world().main:  # under torchrun, rank 0 reports
+        print(
+            f"{args.out}: {manifest.steps} frames, {manifest.episodes_complete} complete "
+            f"episodes in {len(manifest.shards)} shards"
+        )
+    distributed.close()
     return 0
 
 
