@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfcclone import distributed
-from cfcclone.agent import StatefulAgent, check_policy_matches_env, resolve_device
+from cfcclone.agent import Runtime, check_policy_matches_env, make_agent, resolve_device
 from cfcclone.envs import EnvConfig
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
 from cfcclone.vector_env import default_batch, make_vector_env
@@ -146,6 +146,7 @@ def evaluate_policy(
     progress: bool = False,
     batch: int | None = None,
     threads: int | None = None,
+    runtime: Runtime = "auto",
 ) -> EvalResult:
     """Greedy closed-loop returns of `policy` (a ConvCfC) on `env_config`'s game and
     preprocessing.
@@ -160,12 +161,16 @@ def evaluate_policy(
         seed: the reset seed of the vector env.
         device: cpu, cuda or cuda:N: where the policy and its hidden state live.
         batch: envs the policy steps at once; fewer than `envs` steps them asynchronously,
-            the others emulating meanwhile (default: half of them, the fastest on 2 cores).
+            the others emulating meanwhile (default: `cfcclone.vector_env.default_batch`, the
+            fastest on 2 cores).
         threads: emulator threads per batch of envs (default: the cores shared out).
+        runtime: the policy's runtime: torch, onnx (onnxruntime, CPU, the step exported in
+            memory), or auto: onnx on the CPU where onnxruntime is installed and the encoder
+            is fp32, else torch (see `cfcclone.agent.make_agent`).
     """
     device, was_training = resolve_device(device), policy.training
     try:
-        agent = lambda n: StatefulAgent(policy, n, device)  # noqa: E731
+        agent = lambda n: make_agent(policy, n, device, runtime)  # noqa: E731
         return evaluate_actor(agent, env_config, episodes, envs, seed, progress, batch, threads)
     finally:
         policy.train(was_training)

@@ -15,6 +15,7 @@ onnx and onnxruntime come with the 'export' extra.
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -67,30 +68,41 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     if out.suffix != ".onnx":
         raise ExportError(f"expected an .onnx path, got {out}")
     loaded = load_policy(checkpoint)
-    policy = loaded.policy.use_bf16(False).eval()  # fp32: what every runtime runs
-    step = PolicyStep(policy).eval()
+    with atomic_path(out) as tmp:
+        _export(loaded.policy, str(tmp))
+        _stamp(tmp, loaded.meta)
+    return out
+
+
+def _export(policy: ConvCfC, f) -> None:
+    """Trace `policy`'s step (fp32, eval mode) into `f`, a path or a binary file object."""
+    bf16, training = policy.bf16, policy.training
+    policy.use_bf16(False).eval()  # fp32: what every runtime runs
     c = policy.config
     n = 2
     obs = torch.zeros(n, c.stack, c.screen_size, c.screen_size, dtype=torch.uint8)
-    state = policy.initial_state(n)
+    device = next(policy.parameters()).device
+    state = policy.initial_state(n, device)
     state = state if isinstance(state, tuple) else (state,)
-    args = (obs, *state, torch.ones(n, dtype=torch.bool))
+    args = (obs.to(device), *state, torch.ones(n, dtype=torch.bool, device=device))
     inputs, outputs = _names(c.mixed_memory)
     axes = {name: {0: "N"} for name in inputs + outputs}
-    with atomic_path(out) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
-        torch.onnx.export(
-            step,
-            args,
-            str(tmp),
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-        _stamp(tmp, loaded.meta)
-    return out
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+            torch.onnx.export(
+                PolicyStep(policy).eval(),
+                args,
+                f,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+    finally:
+        policy.bf16 = bf16
+        policy.train(training)
 
 
 def _stamp(path: Path, meta: dict) -> None:
@@ -102,24 +114,33 @@ def _stamp(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
+def _session(model, threads: int, name):
+    """An onnxruntime CPU session of `model` (a path or the graph's bytes), `threads` intra-op
+    threads (0: onnxruntime's default, one per core)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ExportError(
+            "ONNX policies need onnxruntime: pip install 'cfcclone[export]'"
+        ) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types
+        raise ExportError(f"{name}: not a readable ONNX model ({e})") from None
+
+
 class OnnxAgent:
     """An exported policy as an Actor, on onnxruntime: greedy actions for N envs, the state
-    kept in numpy and zeroed per env where `episode_start`."""
+    kept in numpy and zeroed per env where `episode_start`. `threads`: onnxruntime's intra-op
+    threads (default one, as rollouts run torch: the emulator's threads need the cores)."""
 
-    def __init__(self, path: str | Path, num_envs: int):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ExportError(
-                "ONNX policies need onnxruntime: pip install 'cfcclone[export]'"
-            ) from None
+    def __init__(self, path: str | Path, num_envs: int, threads: int = 1):
         path = Path(path)
         if not path.is_file():
             raise ExportError(f"{path}: no such ONNX file")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime's own exception types
-            raise ExportError(f"{path}: not a readable ONNX model ({e})") from None
+        self.session = _session(str(path), threads, path)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "cfcclone" not in meta:
             raise ExportError(
@@ -133,6 +154,20 @@ class OnnxAgent:
         self._check_graph(path)
         self.num_envs = num_envs
         self.reset()
+
+    @classmethod
+    def from_policy(cls, policy: ConvCfC, num_envs: int, threads: int = 1) -> OnnxAgent:
+        """An agent running `policy` (a ConvCfC on the CPU) on onnxruntime, exported in memory
+        (about 0.15 s): `cfcclone.agent.make_agent`'s onnx runtime. `threads`: onnxruntime's
+        intra-op threads (one, as torch's in rollouts: the emulator needs the other cores)."""
+        graph = io.BytesIO()
+        _export(policy, graph)
+        agent = cls.__new__(cls)
+        agent.session = _session(graph.getvalue(), threads, "the exported policy")
+        agent.meta, agent.config, agent.env_config = {}, policy.config, None
+        agent.num_envs = num_envs
+        agent.reset()
+        return agent
 
     def _check_graph(self, path: Path) -> None:
         inputs, outputs = _names(self.config.mixed_memory)

@@ -114,3 +114,12 @@ def test_policy_with_the_wrong_action_count_is_refused():
     policy = ConvCfC(PolicyConfig(n_actions=6, encoder="nature", units=8))
     with pytest.raises(ValueError, match=r"policy has 6 actions but the env has 4"):
         StatefulAgent.for_env(policy, make_vector_env("breakout", 2))
+
+
+def test_without_onnxruntime_auto_runs_torch_and_onnx_is_refused(policy, monkeypatch):
+    from cfcclone import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "onnx_available", lambda: False)
+    assert isinstance(agent_module.make_agent(policy, 2, runtime="auto"), StatefulAgent)
+    with pytest.raises(ValueError, match=r"runtime onnx needs onnxruntime: pip install"):
+        agent_module.make_agent(policy, 2, runtime="onnx")

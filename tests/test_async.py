@@ -109,7 +109,7 @@ def test_batch_size_must_divide_the_envs_and_needs_the_cpp_env():
         make_vector_env("breakout", 8, batch_size=3)
     with pytest.raises(ValueError, match="needs the C\\+\\+ env"):
         make_vector_env("breakout", 4, batch_size=2, ram=True)
-    assert [default_batch(n) for n in (1, 2, 7, 16)] == [1, 1, 7, 8]
+    assert [default_batch(n) for n in (1, 2, 4, 7, 8, 16, 18)] == [1, 1, 2, 7, 2, 4, 9]
 
 
 def test_episode_tally_follows_env_ids():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cfcclone.agent import onnx_available
 from cfcclone.bench import BenchConfig, run_bench
 from cfcclone.bench.figures import make_data
 from cfcclone.bench.report import format_table, goals, read_goals
@@ -38,6 +39,14 @@ QUICK_FIGURES = {
         for encoder in ("nature", "tutorial")
         for kind, mode in (("rollout", "-sync"), ("rollout", "-async"), ("model", ""))
         for n in QUICK.envs
+    ),
+    # the torch agent's rows beside onnxruntime's, where eval runs onnxruntime
+    *(
+        f"{kind}/{encoder}-{mode}torch-{n}"
+        for encoder in ("nature", "tutorial")
+        for kind, mode in (("rollout", "async-"), ("model", ""))
+        for n in QUICK.envs
+        if onnx_available()
     ),
     # the bf16 encoder's rows exist where the device is fast at bf16
     *(f"rollout/tutorial-bf16-{n}" for n in QUICK.envs if bf16_supported("cpu")),

@@ -84,12 +84,13 @@ def test_export_then_eval_gives_the_checkpoints_returns(tmp_path, capsys):
     import json
 
     returns = []
-    for target in (path, tmp_path / "p.onnx"):
-        out = tmp_path / f"{target.suffix[1:]}.json"
+    runs = [(path, "torch"), (path, "onnx"), (path, "auto"), (tmp_path / "p.onnx", None)]
+    for k, (target, runtime) in enumerate(runs):
+        out = tmp_path / f"{k}.json"
         args = ["eval", str(target), "--episodes", "4", "--envs", "2", "--json", str(out)]
-        assert main(args) == 0
+        assert main(args + (["--runtime", runtime] if runtime else [])) == 0
         returns.append(json.loads(out.read_text())["returns"])
-    assert returns[0] == returns[1]
+    assert returns[0] == returns[1] == returns[2] == returns[3]
     assert (
         main(
             [
@@ -114,9 +115,12 @@ def test_the_shipped_checkpoint_and_its_export_score_the_same(tmp_path):
     shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_nature.safetensors"
     onnx = export_onnx(shipped, tmp_path / "b.onnx")
     loaded = load_policy(shipped)
-    ours = evaluate_policy(loaded.policy, loaded.env_config, 4, 4, seed=0)  # full games
-    theirs = evaluate_actor(lambda n: OnnxAgent(onnx, n), loaded.env_config, 4, 4, 0, False)
-    assert ours.returns == theirs.returns and ours.lengths == theirs.lengths
+    env = loaded.env_config
+    ours = evaluate_policy(loaded.policy, env, 4, 4, seed=0, runtime="torch")  # full games
+    theirs = evaluate_actor(lambda n: OnnxAgent(onnx, n), env, 4, 4, 0, False)
+    in_memory = evaluate_policy(loaded.policy, env, 4, 4, seed=0, runtime="onnx")
+    assert ours.returns == theirs.returns == in_memory.returns
+    assert ours.lengths == theirs.lengths == in_memory.lengths
 
 
 @pytest.mark.parametrize("mixed", [False, True])
@@ -167,3 +171,43 @@ def test_bad_onnx_files_are_named(tmp_path):
         OnnxAgent(tmp_path / "none.onnx", 1)
     with pytest.raises(ExportError, match="expected an .onnx path"):
         export_onnx(tmp_path / "p.safetensors", tmp_path / "p.txt")
+
+
+def test_the_in_memory_onnx_agent_keys_its_state_by_env_id_like_the_torch_agent(tmp_path):
+    from cfcclone import load_policy
+    from cfcclone.agent import make_agent
+
+    loaded = load_policy(_checkpoint(tmp_path, encoder="nature"))
+    torch_agent = make_agent(loaded.policy, 6, runtime="torch")
+    onnx_agent = make_agent(loaded.policy, 6, runtime="onnx")
+    assert isinstance(torch_agent, StatefulAgent) and isinstance(onnx_agent, OnnxAgent)
+    assert onnx_agent.config == loaded.policy.config
+    rng = np.random.default_rng(0)
+    for step in range(12):  # batches of 3 envs in turn, as asynchronous groups return them
+        ids = np.arange(3) + 3 * (step % 2)
+        obs = rng.integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+        start = rng.random(3) < 0.2 if step > 1 else np.ones(3, bool)
+        ours = torch_agent.step(obs, start, ids).numpy()
+        theirs = onnx_agent.logits(obs, start, ids)
+        np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
+    assert loaded.policy.bf16 is False and not loaded.policy.training  # export left it as it was
+
+
+def test_auto_runtime_is_onnx_on_the_cpu_and_torch_where_onnx_cannot_run(tmp_path):
+    from cfcclone import load_policy
+    from cfcclone.agent import pick_runtime
+
+    policy = load_policy(_checkpoint(tmp_path, encoder="nature")).policy
+    assert pick_runtime("auto", policy, "cpu") == "onnx"
+    assert pick_runtime("torch", policy, "cpu") == "torch"
+    policy.use_bf16(True)
+    assert pick_runtime("auto", policy, "cpu") == "torch"  # bf16 is torch's
+    with pytest.raises(ValueError, match="a bf16 encoder runs on the torch runtime"):
+        pick_runtime("onnx", policy, "cpu")
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
+        pick_runtime("tensorrt", policy, "cpu")
+    if torch.cuda.is_available():
+        policy.use_bf16(False)
+        assert pick_runtime("auto", policy, "cuda") == "torch"
+        with pytest.raises(ValueError, match="runtime onnx runs on the CPU"):
+            pick_runtime("onnx", policy, "cuda")

@@ -98,6 +98,7 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
     """Rollout figures, measured side by side (see `figures.interleaved`): cfcclone's in one
     torch thread, as `cfcclone eval` runs them, the tutorial's loop in the run's threads."""
     from cfcclone import ConvCfC, PolicyConfig
+    from cfcclone.agent import pick_runtime
     from cfcclone.models.policy import bf16_supported
     from cfcclone.vector_env import default_batch
 
@@ -115,23 +116,35 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
     for encoder in ROLLOUT_ENCODERS:
         torch.manual_seed(0)
         policy = ConvCfC(PolicyConfig(n_actions=4, encoder=encoder)).eval()
+        runtime = pick_runtime("auto", policy, device)  # what `cfcclone eval` runs
         for n in c.envs:
             b = default_batch(n)
             add(
                 f"rollout/{encoder}-sync-{n}",
-                f"rollout: {encoder}, {n} envs, synchronous",
+                f"rollout: {encoder} ({runtime}), {n} envs, synchronous",
                 F.vector_rollout(n, n, c, device, policy),
             )
             add(
                 f"rollout/{encoder}-async-{n}",
-                f"rollout: {encoder}, {n} envs, batches of {b}",
+                f"rollout: {encoder} ({runtime}), {n} envs, batches of {b}",
                 F.vector_rollout(n, b, c, device, policy),
             )
             add(
                 f"model/{encoder}-{n}",
-                f"model alone: {encoder}, batch {b}",
+                f"model alone: {encoder} ({runtime}), batch {b}",
                 F.model_alone(policy, b, c, device),
             )
+            if runtime != "torch":  # the torch agent beside it
+                add(
+                    f"rollout/{encoder}-async-torch-{n}",
+                    f"rollout: {encoder} (torch), {n} envs, batches of {b}",
+                    F.vector_rollout(n, b, c, device, policy, "torch"),
+                )
+                add(
+                    f"model/{encoder}-torch-{n}",
+                    f"model alone: {encoder} (torch), batch {b}",
+                    F.model_alone(policy, b, c, device, "torch"),
+                )
         if ref is not None:
             add(
                 f"rollout/tutorial-loop-{encoder}",

@@ -184,18 +184,22 @@ class RandomActor:
         return self.rng.integers(0, self.n_actions, len(obs))
 
 
-def vector_rollout(num_envs: int, batch: int, c: BenchConfig, device, policy=None):
-    """Timed runs `once() -> (steps, seconds)` of `policy` through a StatefulAgent on
-    `num_envs` C++ envs stepped `batch` at a time (asynchronously where batch < num_envs), or
-    of random actions without a model where policy is None (the ceiling); and a `close()`."""
-    from cfcclone import StatefulAgent, make_vector_env
+def vector_rollout(
+    num_envs: int, batch: int, c: BenchConfig, device, policy=None, runtime: str = "auto"
+):
+    """Timed runs `once() -> (steps, seconds)` of `policy`'s agent (`make_agent` on
+    `runtime`, as `cfcclone eval` plays it) on `num_envs` C++ envs stepped `batch` at a time
+    (asynchronously where batch < num_envs), or of random actions without a model where
+    policy is None (the ceiling); and a `close()`."""
+    from cfcclone import make_vector_env
+    from cfcclone.agent import make_agent
     from cfcclone.rollout import rollout
 
     env = make_vector_env("breakout", num_envs, batch_size=batch)
     if policy is None:
         actor = RandomActor(env.single_action_space.n)
     else:
-        actor = StatefulAgent(policy, num_envs, device)
+        actor = make_agent(policy, num_envs, device, runtime)
     steps = rollout(env, actor, seed=0)
 
     def once():
@@ -208,19 +212,20 @@ def vector_rollout(num_envs: int, batch: int, c: BenchConfig, device, policy=Non
     return once, env.close
 
 
-def model_alone(policy, batch: int, c: BenchConfig, device):
-    """Timed runs `once() -> (env steps, seconds)` of the StatefulAgent's step alone on
-    `batch` fixed random observations: the rollout's bound where the model is the cost."""
-    from cfcclone import StatefulAgent
+def model_alone(policy, batch: int, c: BenchConfig, device, runtime: str = "auto"):
+    """Timed runs `once() -> (env steps, seconds)` of the agent's step alone (`make_agent` on
+    `runtime`) on `batch` fixed random observations: the rollout's bound where the model is
+    the cost."""
+    from cfcclone.agent import make_agent
 
-    agent = StatefulAgent(policy, batch, device)
+    agent = make_agent(policy, batch, device, runtime)
     obs = np.random.default_rng(0).integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8)
     start = np.zeros(batch, bool)
 
     def once():
         t0, count = time.perf_counter(), 0
         while count < c.rollout_steps:
-            agent.act(obs, start)
+            agent.act(obs, start, None)
             count += batch
         return count, time.perf_counter() - t0
 

@@ -183,6 +183,7 @@ def evaluate(args, options) -> int:
         env_config = EnvConfig(game=game) if game else EnvConfig()
         values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
         values.pop("threads", None)  # one emulator each
+        values.pop("runtime", None)  # they are not policies
         run = partial(evaluate_expert, args.expert, env_config)
         label = f"expert {args.expert} on {env_config.game}"
     elif str(args.checkpoint).endswith(".onnx"):
@@ -193,6 +194,7 @@ def evaluate(args, options) -> int:
         env_config = agent(1).env_config
         _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
+        values.pop("runtime", None)
         run = partial(evaluate_actor, agent, env_config)
         label = f"{args.checkpoint} on {env_config.describe()}"
     elif args.checkpoint:
