@@ -2,8 +2,9 @@
 
 Env i plays a fixed quota of episodes (N // envs, one more for the first N % envs) and only
 its first `quota` episodes count. Stopping at the first N episodes to finish would over-sample
-short, low-scoring ones. Policies run on the C++ vector env through a StatefulAgent whose
-hidden state stays on the device and is reset per env at each episode start; RAM experts run
+short, low-scoring ones. Policies run on the C++ vector env through the agent of
+`cfcclone.agent.make_agent` (torch's StatefulAgent, or onnxruntime's on the CPU), whose hidden
+state stays on the device and is reset per env at each episode start; RAM experts run
 on RAM envs with the same preprocessing. Both go through `cfcclone.rollout`, the one loop.
 """
 
