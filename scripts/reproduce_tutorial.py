@@ -8,6 +8,8 @@ them (--ncps-data DIR, imported once), else a scripted RAM expert's (collected o
 
     python scripts/reproduce_tutorial.py                      # scripted-expert data
     python scripts/reproduce_tutorial.py --ncps-data DIR      # the tutorial's npz files
+
+A run is resumable: the same command continues from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def main(argv=None) -> int:
     p.add_argument("--expert", default="tracker", help="the scripted expert: tracker or planner")
     p.add_argument("--frames", type=int, default=300_000, help="scripted-expert frames")
     p.add_argument("--epochs", type=int, default=50)
+    p.add_argument(
+        "--batches-per-epoch",
+        type=int,
+        default=0,
+        help="batches of 32 windows per epoch (0: one pass over the data, as the tutorial)",
+    )
+    p.add_argument("--eval-episodes", type=int, default=10, help="closed-loop episodes an epoch")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -70,8 +79,9 @@ def main(argv=None) -> int:
         window=WindowConfig(seq_len=32),
         batch=32,
         epochs=args.epochs,
-        eval_episodes=10,
-        eval_envs=10,
+        batches_per_epoch=args.batches_per_epoch,
+        eval_episodes=args.eval_episodes,
+        eval_envs=max(1, min(10, args.eval_episodes)),
         device=args.device,
         seed=args.seed,
     )

@@ -41,6 +41,7 @@ def recipe(data, out, **changes) -> TrainConfig:
         window=WindowConfig(seq_len=8),
         batch=4,
         eval_episodes=0,
+        amp="off",  # fp32: a bf16 encoder rounds each rank's half apart from the whole batch
         progress=False,
         **changes,
     )
