@@ -134,7 +134,8 @@ def _session(model, threads: int, name):
 class OnnxAgent:
     """An exported policy as an Actor, on onnxruntime: greedy actions for N envs, the state
     kept in numpy and zeroed per env where `episode_start`. `threads`: onnxruntime's intra-op
-    threads (default one, as rollouts run torch: the emulator's threads need the cores)."""
+    threads (default one, as rollouts run torch in one: the emulator's threads need the cores;
+    0 is onnxruntime's default, one per core)."""
 
     def __init__(self, path: str | Path, num_envs: int, threads: int = 1):
         path = Path(path)
