@@ -248,3 +248,45 @@ def test_resume_drops_a_half_written_metrics_line(data, tmp_path):
     Trainer(_config(data, tmp_path / "run", epochs=2), resume=True).fit()
     rows = [json.loads(r) for r in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
+
+
+def test_batchnorm_recalibration_is_the_exact_average_and_leaves_training_alone(data, tmp_path):
+    """One calibration batch: each BatchNorm's running statistics become that batch's own
+    mean and unbiased variance of its input; the weights and the training batches are those
+    of a run without it."""
+    kw = dict(encoder="tutorial", epochs=1, batches_per_epoch=2, batch=2, seq_len=4, amp="off")
+    plain = Trainer(_config(data, tmp_path / "plain", bn_recalibration=0, **kw))
+    plain.fit()
+    trainer = Trainer(_config(data, tmp_path / "precise", bn_recalibration=1, **kw))
+    seen = {}
+    norms = {n: m for n, m in trainer.policy.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert len(norms) == 2
+
+    def grab(name):
+        def hook(module, args):
+            if module.training:  # the calibration forward (validation runs in eval mode)
+                seen[name] = args[0].detach().clone()
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(grab(n)) for n, m in norms.items()]
+    trainer.train_epoch()  # as fit() does: train, recalibrate, validate
+    seen.clear()
+    trainer.recalibrate_batchnorm()
+    for h in handles:
+        h.remove()
+    for name, m in norms.items():
+        x = seen[name].transpose(0, 1).reshape(m.num_features, -1)
+        torch.testing.assert_close(m.running_mean, x.mean(1), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(m.running_var, x.var(1, unbiased=True), rtol=1e-4, atol=1e-5)
+        assert m.momentum == 0.1  # restored
+    ours, theirs = trainer.policy.state_dict(), plain.policy.state_dict()
+    for key, value in ours.items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, theirs[key]), key  # the same weights after the epoch
+    assert trainer.rng.bit_generator.state == plain.rng.bit_generator.state
+
+
+def test_batchnorm_recalibration_must_not_be_negative(data, tmp_path):
+    with pytest.raises(ValueError, match="expected bn_recalibration >= 0, got -1"):
+        _config(data, tmp_path, bn_recalibration=-1)

@@ -87,6 +87,11 @@ class TrainConfig(Config):
     """Epochs to train (per round, in dagger)."""
     batches_per_epoch: int = 0
     """Batches per epoch; 0: train steps // (batch * seq_len), one pass in expectation."""
+    bn_recalibration: int = 50
+    """Training batches whose exact average becomes every BatchNorm's running statistics at
+    the end of each epoch, before validation (0: keep the momentum averages, as the tutorial
+    does). Only the tutorial encoder has BatchNorm; the weights and the training batches are
+    unchanged (the calibration draws from its own seed)."""
     eval_episodes: int = 10
     """Closed-loop episodes after each epoch (0: none; the best checkpoint then follows the
     val loss)."""
@@ -113,7 +118,7 @@ class TrainConfig(Config):
         for name in ("batch", "epochs", "eval_envs"):
             value = getattr(self, name)
             check(value >= 1, f"expected {name} >= 1, got {value}")
-        for name in ("batches_per_epoch", "eval_episodes"):
+        for name in ("batches_per_epoch", "eval_episodes", "bn_recalibration"):
             value = getattr(self, name)
             check(value >= 0, f"expected {name} >= 0, got {value}")
         check(
