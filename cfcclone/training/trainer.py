@@ -5,9 +5,9 @@ with cross-entropy on the expert's actions (optionally class-weighted), Adam (wi
 warmup and cosine schedule) and gradient clipping, sets BatchNorm's running statistics to an
 exact average over `bn_recalibration` batches (the tutorial encoder's; PreciseBN), then records
 val loss and accuracy and the greedy closed-loop return over N episodes in the vector env. The
-window's `horizon` decides how its state begins: zero (random windows, as the tutorial), burn-
-in (the first steps only warm the state) or stored (EpisodeStreams: each row's state is carried
-to its next window, truncated BPTT). `init` starts from a checkpoint's weights.
+window's `horizon` decides how its state begins: zero (random windows, as the tutorial),
+burn-in (the first steps only warm the state) or stored (EpisodeStreams: each row's state is
+carried to its next window, truncated BPTT). `init` starts from a checkpoint's weights.
 `RUN/last.safetensors` is written every epoch and `RUN/best.safetensors` whenever the return
 improves, each with the whole TrainConfig; `RUN/train_state.safetensors` (optimizer, epoch, RNG
 states, config) lets `resume` continue exactly where the last finished epoch left off. Metrics
