@@ -153,8 +153,7 @@ class OnnxAgent:
         except (json.JSONDecodeError, CheckpointError) as e:
             raise ExportError(f"{path}: bad cfcclone metadata ({e})") from None
         self._check_graph(path)
-        self.num_envs = num_envs
-        self.reset()
+        self._ready(num_envs)
 
     @classmethod
     def from_policy(cls, policy: ConvCfC, num_envs: int, threads: int = 1) -> OnnxAgent:
@@ -166,9 +165,13 @@ class OnnxAgent:
         agent = cls.__new__(cls)
         agent.session = _session(graph.getvalue(), threads, "the exported policy")
         agent.meta, agent.config, agent.env_config = {}, policy.config, None
-        agent.num_envs = num_envs
-        agent.reset()
+        agent._ready(num_envs)
         return agent
+
+    def _ready(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+        self._inputs = [i.name for i in self.session.get_inputs()]  # not per step: the hot path
+        self.reset()
 
     def _check_graph(self, path: Path) -> None:
         inputs, outputs = _names(self.config.mixed_memory)
@@ -205,8 +208,7 @@ class OnnxAgent:
                 f"expected obs and episode_start for {len(rows)} envs, got {obs.shape} and "
                 f"{start.shape}"
             )
-        names = [i.name for i in self.session.get_inputs()]
-        feeds = dict(zip(names, [obs, *(s[rows] for s in self.state), start], strict=True))
+        feeds = dict(zip(self._inputs, [obs, *(s[rows] for s in self.state), start], strict=True))
         logits, *state = self.session.run(None, feeds)
         for s, new in zip(self.state, state, strict=True):
             s[rows] = new

@@ -20,7 +20,7 @@ import torch
 
 from cfcclone import load_policy
 from cfcclone.data import SequenceDataset
-from cfcclone.training.steps import window_loss
+from cfcclone.training.steps import recalibrate_batchnorm, window_loss
 
 
 @torch.no_grad()
@@ -52,15 +52,10 @@ def main(argv=None) -> None:
     }
     batch_stats = copy.deepcopy(loaded.policy).train()
     rows["each batch's own statistics"] = score(batch_stats, val, args.batch)
-    calibrated = copy.deepcopy(loaded.policy).train()
-    for m in calibrated.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # an exact average over the calibration batches
+    calibrated = copy.deepcopy(loaded.policy)
     rng = np.random.default_rng(args.seed)
-    with torch.no_grad():
-        for _ in range(args.calibration_batches):
-            window_loss(calibrated, train.sample(args.batch, rng))
+    draws = (train.sample(args.batch, rng) for _ in range(args.calibration_batches))
+    recalibrate_batchnorm(calibrated, draws)
     rows[f"recalibrated on {args.calibration_batches} training batches"] = score(
         calibrated.eval(), val, args.batch
     )

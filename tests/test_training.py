@@ -257,6 +257,9 @@ def test_batchnorm_recalibration_is_the_exact_average_and_leaves_training_alone(
     kw = dict(encoder="tutorial", epochs=1, batches_per_epoch=2, batch=2, seq_len=4, amp="off")
     plain = Trainer(_config(data, tmp_path / "plain", bn_recalibration=0, **kw))
     plain.fit()
+    for m in plain.policy.modules():  # 0 keeps the momentum averages of the 2 steps trained
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert int(m.num_batches_tracked) == 2 and m.momentum == 0.1
     trainer = Trainer(_config(data, tmp_path / "precise", bn_recalibration=1, **kw))
     seen = {}
     norms = {n: m for n, m in trainer.policy.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}

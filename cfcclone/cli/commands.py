@@ -113,7 +113,7 @@ def train_config(args, options):
     --resume, the run's stored config. The options typed are laid over it."""
     from cfcclone.checkpoint import load_policy
     from cfcclone.training import TrainConfig
-    from cfcclone.training.trainer import stored_config
+    from cfcclone.training.resume import stored_config
 
     values = given(args, options)
     if "out" not in values:

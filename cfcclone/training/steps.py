@@ -1,4 +1,5 @@
-"""The pieces of a training step: the window loss, class weights, the lr schedule, prefetching.
+"""The pieces of a training step: the window loss, class weights, the lr schedule, prefetching,
+and the recalibration of BatchNorm's running statistics.
 
 `window_loss` is the one place where a Batch meets the model: cross-entropy from an initial
 state, zeroed where the batch marks an episode start, after an optional burn-in without
@@ -83,3 +84,24 @@ def prefetch(draw, n: int, pin: bool):
         if isinstance(item, BaseException):
             raise item
         yield item
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, batches) -> bool:
+    """Set every BatchNorm's running statistics of `model` to the exact average over
+    `batches` (an iterable of Batches on the model's device), in train mode, no gradients
+    (PreciseBN, Wu & Johnson 2021); the momenta are restored. Returns whether the model has
+    any BatchNorm (without one, nothing is drawn from `batches`)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    model.train()
+    for batch in batches:
+        window_loss(model, batch)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return True

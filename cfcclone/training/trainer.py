@@ -27,19 +27,17 @@ import dataclasses
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from cfcclone import distributed
 from cfcclone.agent import check_policy_matches_env, resolve_device
-from cfcclone.atomic import append_line, atomic_write_text
+from cfcclone.atomic import append_line
 from cfcclone.checkpoint import (
-    CheckpointError,
     load_policy,
     load_train_state,
     save_policy,
@@ -50,9 +48,15 @@ from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.models import ConvCfC
 from cfcclone.models.policy import bf16_supported
 from cfcclone.training.config import TrainConfig
-from cfcclone.training.steps import class_weights, detach, learning_rate, prefetch, window_loss
-
-STATE = "train_state.safetensors"
+from cfcclone.training.resume import STATE, check_resume, stored_config, truncate_metrics
+from cfcclone.training.steps import (
+    class_weights,
+    detach,
+    learning_rate,
+    prefetch,
+    recalibrate_batchnorm,
+    window_loss,
+)
 
 
 class TrainingError(RuntimeError):
@@ -223,28 +227,18 @@ class Trainer:
         total = self.config.epochs * self.batches_per_epoch
         return learning_rate(self.config.optim, step, total)
 
-    @torch.no_grad()
     def recalibrate_batchnorm(self) -> None:
         """Set every BatchNorm's running statistics to the exact average over
-        `bn_recalibration` training batches of this epoch's final weights (PreciseBN, Wu &
-        Johnson 2021). The momentum averages trail weights that moved during the epoch: on
-        the tutorial encoder they cost 3 points of val accuracy (BENCHMARKS.md). The batches
-        come from a generator of their own, so the training batches are those of a run
-        without it."""
-        norms = [m for m in self.policy.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        if not norms or not self.config.bn_recalibration:
+        `bn_recalibration` training batches of this epoch's final weights (PreciseBN). The
+        momentum averages trail weights that moved during the epoch: on the tutorial encoder
+        they cost 3 points of val accuracy (BENCHMARKS.md). The batches come from a generator
+        of their own, so the training batches are those of a run without it."""
+        n = self.config.bn_recalibration
+        if not n:  # keep the momentum averages
             return
         rng = np.random.default_rng([self.config.seed, self.world.rank, self.epoch, 1])
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average
-        self.policy.train()
-        for _ in range(self.config.bn_recalibration):
-            batch = self.train_set.sample(self.local_batch, rng).to(self.device, non_blocking=True)
-            window_loss(self.policy, batch)
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
+        draws = (self.train_set.sample(self.local_batch, rng) for _ in range(n))
+        recalibrate_batchnorm(self.policy, (b.to(self.device, non_blocking=True) for b in draws))
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -356,57 +350,7 @@ class Trainer:
         self.rng.bit_generator.state = mine["numpy_rng"]
         torch.set_rng_state(torch.tensor(mine["torch_rng"], dtype=torch.uint8))
         if self.world.main:
-            _truncate_metrics(self.out / "metrics.jsonl", self.epoch)
-
-
-def stored_config(run: str | Path) -> TrainConfig:
-    """The TrainConfig saved in a run's resume state."""
-    path = Path(run) / STATE
-    if not path.exists():
-        raise FileNotFoundError(
-            f"nothing to resume: {path} does not exist (no epoch finished); "
-            "start the run again without --resume"
-        )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["cfcclone-train-state"])
-        return TrainConfig.from_dict(meta["state"]["config"], f"{path} config")
-    except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not a cfcclone training state ({e})") from None
-
-
-ARCHITECTURE = ("encoder", "units", "mode", "backbone_units", "backbone_layers", "mixed_memory")
-
-
-def check_resume(stored: TrainConfig, given: TrainConfig) -> None:
-    """Refuse to resume a run with another model or other data: name the option."""
-    for name in ARCHITECTURE:
-        old, new = getattr(stored.policy, name), getattr(given.policy, name)
-        if old != new:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"cannot resume {stored.out} with {flag} {new}: the run trains {old}")
-    if Path(stored.data).resolve() != Path(given.data).resolve():
-        raise ValueError(
-            f"cannot resume {stored.out} on {given.data}: the run trains on {stored.data} "
-            "(to train on other data, start a new run with --init CHECKPOINT)"
-        )
-
-
-def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop metric rows of epochs after the resumed one (a crash between the two writes) and
-    a half-written last line."""
-    if not path.exists():
-        return
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.warn(f"{path}: dropped a line a crash cut short: {line[:60]!r}", stacklevel=2)
-            continue
-        if row.get("epoch", 0) <= epoch:
-            rows.append(line)
-    atomic_write_text(path, "".join(r + "\n" for r in rows))
+            truncate_metrics(self.out / "metrics.jsonl", self.epoch)
 
 
 def _fmt(x, spec: str) -> str:
