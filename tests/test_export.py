@@ -57,8 +57,9 @@ class Both:
         dict(encoder="nature", mixed_memory=True),
         dict(encoder="nature", mode="pure"),
         dict(encoder="nature", mode="no_gate", backbone_units=32, backbone_layers=2),
+        dict(encoder="nature", skip_head=True),
     ],
-    ids=["tutorial", "nature", "impala", "mixed", "pure", "no_gate"],
+    ids=["tutorial", "nature", "impala", "mixed", "pure", "no_gate", "skip_head"],
 )
 def test_onnx_steps_equal_torch_over_a_rollout_with_resets(tmp_path, policy):
     path = _checkpoint(tmp_path, **policy)

@@ -30,6 +30,24 @@ def test_cfc_options_reach_ncps():
     assert policy.rnn.rnn_cell.backbone[0].out_features == 48
 
 
+def test_the_skip_head_adds_a_linear_readout_of_the_features_to_the_cfc_logits():
+    torch.manual_seed(0)
+    plain = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8))
+    skip = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8, skip_head=True))
+    assert plain.skip is None and skip.skip.in_features == 512 and skip.skip.out_features == 4
+    missing = skip.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["skip.weight", "skip.bias"]
+    obs, starts = _obs(2, 5), torch.zeros(2, 5, dtype=torch.bool)
+    starts[1, 2] = True  # a reset inside the window: the readout is per step, the state is cut
+    with torch.no_grad():
+        base, h0 = plain(obs, None, starts)
+        ours, h1 = skip(obs, None, starts)
+        readout = skip.skip(skip.encode(obs))
+    torch.testing.assert_close(ours, base + readout)
+    torch.testing.assert_close(h1, h0)
+    assert readout.abs().min() > 0
+
+
 def test_tutorial_parameter_count():
     policy = ConvCfC(PolicyConfig(n_actions=4, encoder="tutorial"))
     assert sum(p.numel() for p in policy.parameters()) == 1_515_716

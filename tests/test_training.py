@@ -110,6 +110,19 @@ def test_class_weights():
         class_weights(counts, "inverse")
 
 
+def test_class_weights_floor_a_class_under_one_step_in_a_thousand():
+    # Pong's recorded actions: the env's 22 serves (FIRE) among 173,002 steps; 0 for the last two
+    counts = np.array([154406, 22, 9167, 9407, 0, 0])
+    w = class_weights(counts, "balanced")
+    floor = 0.001 * counts.sum()
+    assert torch.isclose(w[1] / w[2], torch.tensor(9167 / floor, dtype=torch.float32))
+    assert torch.isclose(w[2] / w[0], torch.tensor(154406 / 9167, dtype=torch.float32))
+    assert torch.isclose(w[[0, 1, 2, 3]].mean(), torch.tensor(1.0))
+    assert (w[1] * 22) < 0.1 * (w[2] * 9167 + w[3] * 9407)  # FIRE no longer outweighs the moves
+    s = class_weights(counts, "sqrt")
+    assert torch.isclose(s[1] / s[2], torch.tensor((9167 / floor) ** 0.5, dtype=torch.float32))
+
+
 def _unrolled(policy, batch, h, burn_in=0):
     """Hand-unrolled reference: the CfC cell step by step, the state zeroed at episode starts
     and cut from the graph after the burn-in steps. Returns (mean loss after burn-in, h)."""

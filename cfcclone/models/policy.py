@@ -51,6 +51,10 @@ class PolicyConfig(Config):
     """Depth of the CfC backbone (ncps's default, 1, where unset)."""
     mixed_memory: bool = False
     """Add an LSTM memory cell beside the CfC (hx becomes a pair)."""
+    skip_head: bool = False
+    """Add a linear readout of the encoder's features to the CfC's logits. On the Pong
+    planner's data the ConvCfC alone stayed at the majority action for 1,750 steps, while
+    with this head it learned presses from about step 1,000, as a feedforward CNN does."""
     stack: int = field(default=4, metadata={"derived": True})
     """Frames per observation (from the env)."""
     screen_size: int = field(default=84, metadata={"derived": True})
@@ -117,6 +121,8 @@ class ConvCfC(nn.Module):
             backbone_units=config.backbone_units,
             backbone_layers=config.backbone_layers,
         )
+        features = self.conv_block.features
+        self.skip = nn.Linear(features, config.n_actions) if config.skip_head else None
 
     def check_obs(self, obs: torch.Tensor, ndim: int) -> None:
         """Raise a ValueError unless obs is uint8 with this model's frame shape and `ndim` dims."""
@@ -163,6 +169,11 @@ class ConvCfC(nn.Module):
         True, so a sequence may run across episode boundaries (as the agent's state does).
         """
         features = self.encode(obs)
+        logits, hx = self._core(features, hx, episode_start)
+        return (logits if self.skip is None else logits + self.skip(features)), hx
+
+    def _core(self, features, hx, episode_start):
+        """The CfC over features (B, T, F): logits (B, T, n_actions), hx."""
         if episode_start is None:
             return self.rnn(features, hx)
         b, t = features.shape[:2]

@@ -33,7 +33,15 @@ def stored_config(run: str | Path) -> TrainConfig:
         raise CheckpointError(f"{path}: not a cfcclone training state ({e})") from None
 
 
-ARCHITECTURE = ("encoder", "units", "mode", "backbone_units", "backbone_layers", "mixed_memory")
+ARCHITECTURE = (
+    "encoder",
+    "units",
+    "mode",
+    "backbone_units",
+    "backbone_layers",
+    "mixed_memory",
+    "skip_head",
+)
 
 
 def check_resume(stored: TrainConfig, given: TrainConfig) -> None:

@@ -19,16 +19,24 @@ import torch.nn.functional as F
 
 from cfcclone.training.config import ClassWeights, OptimConfig
 
+RARE = 0.001
+"""The smallest share of the steps that class weights take a class to have."""
+
 
 def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
-    """Loss weights per action from the train split's action counts (None for "none")."""
+    """Loss weights per action from the train split's action counts (None for "none"): inverse
+    frequency, or its square root, with each count floored at RARE of the steps; mean 1 over
+    the actions seen."""
     if mode not in get_args(ClassWeights):
         raise ValueError(
             f"unknown class weighting {mode!r}; expected one of {list(get_args(ClassWeights))}"
         )
     if mode == "none":
         return None
-    w = counts.sum() / (len(counts) * np.maximum(counts, 1))
+    # a class under RARE of the steps weighs as if it had RARE: the 22 FIRE steps (the env's
+    # serve) of 200,000 Pong frames would otherwise outweigh all 18,500 paddle moves
+    floor = max(1.0, RARE * counts.sum())
+    w = counts.sum() / (len(counts) * np.maximum(counts, floor))
     w = np.sqrt(w) if mode == "sqrt" else w
     return torch.tensor(w / w[counts > 0].mean(), dtype=torch.float32)
 
