@@ -110,6 +110,24 @@ def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
     assert {2, 3} <= moves  # it moves the paddle both ways
 
 
+def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_tutorial.safetensors"
+    loaded = load_policy(path)
+    assert loaded.env_config == EnvConfig(game="breakout")
+    policy, train = loaded.policy, loaded.train_config
+    assert policy.config.encoder == "tutorial" and not policy.config.skip_head
+    assert sum(p.numel() for p in policy.parameters()) == 1_515_716  # the tutorial's ConvCfC
+    assert (train.optim.lr, train.optim.schedule, train.optim.class_weights) == (
+        1e-4,
+        "constant",
+        "none",
+    )
+    assert (train.window.seq_len, train.window.horizon, train.batch) == (32, "zero", 32)
+    assert loaded.meta["metrics"]["val_acc"] >= 0.92  # what checkpoints/README.md states
+
+
 @pytest.mark.parametrize(
     "change, why",
     [

@@ -33,8 +33,8 @@ def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
         )
     if mode == "none":
         return None
-    # a class under RARE of the steps weighs as if it had RARE: the 22 FIRE steps (the env's
-    # serve) of 200,000 Pong frames would otherwise outweigh all 18,500 paddle moves
+    # a class under RARE of the steps weighs as if it had RARE: under `balanced` the 22 FIRE
+    # steps (the env's serves) of 200,000 Pong frames carried as much loss as 9,167 RIGHTs
     floor = max(1.0, RARE * counts.sum())
     w = counts.sum() / (len(counts) * np.maximum(counts, floor))
     w = np.sqrt(w) if mode == "sqrt" else w
