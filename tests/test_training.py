@@ -118,9 +118,8 @@ def test_class_weights_floor_a_class_under_one_step_in_a_thousand():
     assert torch.isclose(w[1] / w[2], torch.tensor(9167 / floor, dtype=torch.float32))
     assert torch.isclose(w[2] / w[0], torch.tensor(154406 / 9167, dtype=torch.float32))
     assert torch.isclose(w[[0, 1, 2, 3]].mean(), torch.tensor(1.0))
-    assert (w[1] * 22) < 0.1 * (
-        w[2] * 9167 + w[3] * 9407
-    )  # FIRE no longer weighs as much as a move class
+    moves = w[2] * 9167 + w[3] * 9407
+    assert w[1] * 22 < 0.1 * moves  # FIRE no longer weighs as much as a move class
     s = class_weights(counts, "sqrt")
     assert torch.isclose(s[1] / s[2], torch.tensor((9167 / floor) ** 0.5, dtype=torch.float32))
 
