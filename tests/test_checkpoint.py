@@ -1,6 +1,7 @@
 """Checkpoints: exact round trips, clear errors, nothing unpickled."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from cfcclone.checkpoint import (
 )
 from cfcclone.envs import EnvConfig
 from cfcclone.training import OptimConfig, TrainConfig
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
 def _policy(n_actions=4, meanings=("NOOP", "FIRE", "RIGHT", "LEFT")):
@@ -88,12 +91,9 @@ def test_six_action_checkpoint_in_a_four_action_env_raises(tmp_path):
 
 
 def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
-    from pathlib import Path
-
     import numpy as np
 
-    path = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_nature.safetensors"
-    loaded = load_policy(path)
+    loaded = load_policy(CHECKPOINTS / "breakout_nature.safetensors")
     assert loaded.env_config == EnvConfig(game="breakout")  # the env defaults: what play uses
     assert loaded.train_config is None  # saved before checkpoints held their TrainConfig
     policy = loaded.policy
@@ -111,10 +111,7 @@ def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
 
 
 def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "checkpoints" / "breakout_tutorial.safetensors"
-    loaded = load_policy(path)
+    loaded = load_policy(CHECKPOINTS / "breakout_tutorial.safetensors")
     assert loaded.env_config == EnvConfig(game="breakout")
     policy, train = loaded.policy, loaded.train_config
     assert policy.config.encoder == "tutorial" and not policy.config.skip_head
@@ -126,6 +123,21 @@ def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
     )
     assert (train.window.seq_len, train.window.horizon, train.batch) == (32, "zero", 32)
     assert loaded.meta["metrics"]["val_acc"] >= 0.92  # what checkpoints/README.md states
+
+
+def test_the_shipped_planner_checkpoint_is_round_50_of_dagger_from_a_skip_head_student():
+    loaded = load_policy(CHECKPOINTS / "breakout_planner_nature.safetensors")
+    assert loaded.env_config == EnvConfig(game="breakout")
+    policy, train = loaded.policy, loaded.train_config
+    assert policy.config.encoder == "nature" and policy.config.skip_head
+    assert (train.optim.lr, train.optim.schedule, train.optim.class_weights) == (
+        1e-3,
+        "cosine",
+        "sqrt",
+    )
+    assert (train.window.seq_len, train.batch, train.epochs) == (16, 16, 2)
+    # a DAgger round trains on from the round before: checkpoints/README.md's command
+    assert Path(train.out).name == "round50" and Path(train.init).parent.name == "round49"
 
 
 @pytest.mark.parametrize(
