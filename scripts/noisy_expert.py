@@ -1,11 +1,11 @@
 """How much disagreement can an expert take? Its closed-loop return with a share of its actions
 replaced.
 
-At each step, with odds --noise, the expert's action is replaced by one of its other actions,
-drawn uniformly (for the planners: NOOP, up, down). A clone that agrees with its expert on a
-share `a` of its own states is wrong on `1 - a` of them; this prints what an expert scores
-when it is wrong as often, at random, by the project's evaluation protocol (sticky actions
-0.25, full games, the quota rule of `cfcclone.evaluation.run_episodes`).
+At each step, with odds --noise, the expert's action is replaced by one of the two other
+actions of NOOP, RIGHT and LEFT (the RAM experts' actions), drawn uniformly. A clone that
+agrees with its expert on a share `a` of its own states is wrong on `1 - a` of them; this
+prints what an expert scores when it is wrong as often, at random, by the project's evaluation
+protocol (sticky actions 0.25, full games, the quota rule of `cfcclone.evaluation.run_episodes`).
 
     python scripts/noisy_expert.py --game pong --noise 0 0.05 0.1 0.15 --episodes 10
 """
@@ -21,6 +21,8 @@ from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import run_episodes
 from cfcclone.experts import make_expert
 from cfcclone.vector_env import make_vector_env
+
+MOVES = (0, 2, 3)  # NOOP, RIGHT, LEFT: every action of the RAM experts, in Breakout and Pong
 
 
 class Noisy:
@@ -45,7 +47,7 @@ class Noisy:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--game", default="pong")
-    ap.add_argument("--expert", default="planner")
+    ap.add_argument("--expert", default="planner", choices=["planner", "tracker"])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.15])
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--envs", type=int, default=2)
@@ -58,7 +60,7 @@ def main(argv=None) -> None:
         env = make_vector_env(num_envs=args.envs, config=config, ram=True)
         try:
             expert = make_expert(args.expert, args.game, num_envs=env.num_envs)
-            actor = Noisy(expert, type(expert).ACTIONS, noise, args.seed)
+            actor = Noisy(expert, MOVES, noise, args.seed)
             result = run_episodes(actor, env, args.episodes, args.seed)
         finally:
             env.close()
