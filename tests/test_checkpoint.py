@@ -125,7 +125,7 @@ def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
     assert loaded.meta["metrics"]["val_acc"] >= 0.92  # what checkpoints/README.md states
 
 
-def test_the_shipped_planner_checkpoint_is_round_50_of_dagger_from_a_skip_head_student():
+def test_the_shipped_planner_checkpoint_is_round_55_of_dagger_from_a_skip_head_student():
     loaded = load_policy(CHECKPOINTS / "breakout_planner_nature.safetensors")
     assert loaded.env_config == EnvConfig(game="breakout")
     policy, train = loaded.policy, loaded.train_config
@@ -137,7 +137,7 @@ def test_the_shipped_planner_checkpoint_is_round_50_of_dagger_from_a_skip_head_s
     )
     assert (train.window.seq_len, train.batch, train.epochs) == (16, 16, 2)
     # a DAgger round trains on from the round before: checkpoints/README.md's command
-    assert Path(train.out).name == "round50" and Path(train.init).parent.name == "round49"
+    assert Path(train.out).name == "round55" and Path(train.init).parent.name == "round54"
 
 
 @pytest.mark.parametrize(
