@@ -17,6 +17,7 @@ import json
 
 import numpy as np
 
+from cfcclone.atomic import atomic_write_text
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import run_episodes
 from cfcclone.experts import make_expert
@@ -67,8 +68,7 @@ def main(argv=None) -> None:
         rows.append({"noise": noise, **result.summary()})
         print(f"noise {noise:.2f}: {result.line()}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
