@@ -52,3 +52,53 @@ def test_noisy_expert_rejects_odds_outside_0_1():
     noisy = load("noisy_expert")
     with pytest.raises(ValueError, match="expected noise in \\[0, 1\\], got 1.5"):
         noisy.Noisy(Fixed((0, 1), 1), (0, 1), 1.5, 0)
+
+
+def steps(env_ids, lives, reward, start, terminated):
+    """One rollout Transition of the fields LifeLosses reads."""
+    from types import SimpleNamespace
+
+    a = lambda x, t: np.asarray(x, t)  # noqa: E731
+    return SimpleNamespace(
+        env_ids=a(env_ids, np.int64),
+        info={"lives": a(lives, np.int64)},
+        reward=a(reward, float),
+        episode_start=a(start, bool),
+        terminated=a(terminated, bool),
+        truncated=np.zeros(len(env_ids), bool),
+    )
+
+
+def test_life_losses_records_the_score_at_each_life_lost_and_keeps_each_envs_quota():
+    tally = load("life_losses").LifeLosses(num_envs=2, episodes=3)  # quotas: 2 and 1
+    game = [  # env 0: 3 lives; the lives the actor saw drop a step after the loss
+        ((3, 1.0, True, False), (2, 0.0, True, False)),
+        ((3, 4.0, False, False), (2, 7.0, False, False)),
+        ((2, 0.0, False, False), (2, 0.0, False, True)),  # env 0 lost a life at 5; env 1 ends
+        ((2, 1.0, False, False), (5, 9.0, True, False)),  # env 1's second game: not kept
+        ((1, 0.0, False, True), (5, 0.0, False, True)),  # 2 -> 1 seen: a loss at 6, then the end
+        ((3, 2.0, True, True), (5, 0.0, True, False)),  # env 0's second game: one step
+        ((3, 0.0, True, False), (5, 0.0, False, False)),  # env 0's third: past its quota
+    ]
+    kept = []
+    for rows in game:
+        lives, reward, start, end = zip(*rows, strict=True)
+        kept.append(tally.update(steps([0, 1], lives, reward, start, end)))
+    assert kept == [0, 0, 1, 0, 1, 1, 0] and tally.done
+    assert tally.episodes == [[(7.0, 3)], [(5.0, 2), (6.0, 4), (6.0, 5)], [(2.0, 1)]]
+    assert tally.histogram((0, 5, 10)).tolist() == [1, 4]
+
+
+def test_life_losses_follows_the_envs_an_asynchronous_step_returned():
+    tally = load("life_losses").LifeLosses(num_envs=3, episodes=3)
+    tally.update(steps([2, 0], [2, 2], [1.0, 0.0], [True, True], [False, False]))
+    tally.update(steps([1], [2], [3.0], [True], [False]))
+    tally.update(steps([2, 1], [1, 2], [4.0, 0.0], [False, False], [True, True]))
+    tally.update(steps([0], [2], [6.0], [False], [True]))
+    assert tally.done
+    assert tally.episodes == [[(1.0, 1), (5.0, 2)], [(3.0, 2)], [(6.0, 2)]]
+
+
+def test_life_losses_rejects_no_episodes():
+    with pytest.raises(ValueError, match="expected episodes >= 1, got 0"):
+        load("life_losses").LifeLosses(num_envs=2, episodes=0)
