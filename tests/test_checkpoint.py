@@ -125,19 +125,25 @@ def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
     assert loaded.meta["metrics"]["val_acc"] >= 0.92  # what checkpoints/README.md states
 
 
-def test_the_shipped_planner_checkpoint_is_round_55_of_dagger_from_a_skip_head_student():
+def test_the_shipped_planner_checkpoint_is_round_12_of_truncated_bptt_dagger_from_round_55():
     loaded = load_policy(CHECKPOINTS / "breakout_planner_nature.safetensors")
     assert loaded.env_config == EnvConfig(game="breakout")
     policy, train = loaded.policy, loaded.train_config
     assert policy.config.encoder == "nature" and policy.config.skip_head
     assert (train.optim.lr, train.optim.schedule, train.optim.class_weights) == (
-        1e-3,
+        3e-4,
         "cosine",
         "sqrt",
     )
-    assert (train.window.seq_len, train.batch, train.epochs) == (16, 16, 2)
+    assert (train.window.seq_len, train.window.horizon, train.batch, train.epochs) == (
+        16,
+        "stored",
+        16,
+        2,
+    )
     # a DAgger round trains on from the round before: checkpoints/README.md's command
-    assert Path(train.out).name == "round55" and Path(train.init).parent.name == "round54"
+    assert Path(train.out).name == "round12" and Path(train.init).parent.name == "round11"
+    assert Path(train.out).parent.name == "polish_stored" and train.seed == 3
 
 
 @pytest.mark.parametrize(
