@@ -88,11 +88,17 @@ def _check_episodes(episodes: int) -> None:
         raise ValueError(f"expected episodes >= 1, got {episodes}")
 
 
+def episode_quotas(episodes: int, num_envs: int) -> np.ndarray:
+    """(num_envs,) the quota rule: env i keeps its first `episodes // num_envs` episodes, one
+    more for the first `episodes % num_envs` envs."""
+    _check_episodes(episodes)
+    return np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
+
+
 def run_episodes(actor, env, episodes: int, seed: int = 0, progress: bool = False) -> EvalResult:
     """Play exactly `episodes` episodes of `actor` (a rollout Actor) with the quota rule."""
-    _check_episodes(episodes)
     n = env.num_envs
-    quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
+    quota = episode_quotas(episodes, n)
     returns: list[list[float]] = [[] for _ in range(n)]
     lengths: list[list[int]] = [[] for _ in range(n)]
     tally, steps, t0 = EpisodeTally(n), 0, time.perf_counter()

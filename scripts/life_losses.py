@@ -18,7 +18,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfcclone.atomic import atomic_write_text
-from cfcclone.rollout import rollout
+from cfcclone.evaluation import episode_quotas
+from cfcclone.rollout import EpisodeTally, rollout
 from cfcclone.vector_env import make_vector_env
 
 BANDS = (0, 100, 200, 300, 400, 432, 500, 600, 700, 865)
@@ -30,14 +31,11 @@ class LifeLosses:
     k-th kept episode, the last entry at the episode's end (the return and length)."""
 
     def __init__(self, num_envs: int, episodes: int):
-        if episodes < 1:
-            raise ValueError(f"expected episodes >= 1, got {episodes}")
-        n = num_envs
-        self.quota = np.array([episodes // n + (i < episodes % n) for i in range(n)])
-        self.kept = np.zeros(n, dtype=np.int64)
-        self.score, self.steps = np.zeros(n), np.zeros(n, dtype=np.int64)
-        self.lives = np.full(n, -1, dtype=np.int64)
-        self.current: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+        self.quota = episode_quotas(episodes, num_envs)
+        self.kept = np.zeros(num_envs, dtype=np.int64)
+        self.tally = EpisodeTally(num_envs)  # the running score and step of each env's episode
+        self.lives = np.full(num_envs, -1, dtype=np.int64)
+        self.current: list[list[tuple[float, int]]] = [[] for _ in range(num_envs)]
         self.episodes: list[list[tuple[float, int]]] = []
 
     @property
@@ -46,22 +44,20 @@ class LifeLosses:
 
     def update(self, t) -> int:
         """Take one Transition; returns how many episodes it kept."""
-        kept = 0
         for k, i in enumerate(t.env_ids):
             lives = int(t.info["lives"][k])  # the lives the actor saw: a loss shows a step late
             if t.episode_start[k]:
-                self.score[i], self.steps[i], self.current[i] = 0.0, 0, []
+                self.current[i] = []
             elif lives < self.lives[i]:
-                self.current[i].append((float(self.score[i]), int(self.steps[i])))
+                self.current[i].append((float(self.tally.ret[i]), int(self.tally.length[i])))
             self.lives[i] = lives
-            self.score[i] += t.reward[k]
-            self.steps[i] += 1
-            if t.terminated[k] or t.truncated[k]:
-                self.current[i].append((float(self.score[i]), int(self.steps[i])))
-                if self.kept[i] < self.quota[i]:
-                    self.episodes.append(self.current[i])
-                    self.kept[i] += 1
-                    kept += 1
+        kept = 0
+        for i, ret, length in self.tally.update(t):
+            self.current[i].append((ret, length))
+            if self.kept[i] < self.quota[i]:
+                self.episodes.append(self.current[i])
+                self.kept[i] += 1
+                kept += 1
         return kept
 
     def histogram(self, bands=BANDS) -> np.ndarray:

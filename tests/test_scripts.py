@@ -66,6 +66,7 @@ def steps(env_ids, lives, reward, start, terminated):
         episode_start=a(start, bool),
         terminated=a(terminated, bool),
         truncated=np.zeros(len(env_ids), bool),
+        done=a(terminated, bool),
     )
 
 
