@@ -147,3 +147,50 @@ def test_make_expert_builds_the_planners_under_both_names():
     assert expert_name("scripted") == expert_name("planner") == "planner"
     with pytest.raises(ValueError, match="no planner for 'tennis'"):
         make_expert("planner", "tennis")
+
+
+def label(game, seed, steps, player, tell: bool):
+    """The planner's labels on `steps` steps of one env played by `player(t, label)`; `tell`:
+    info carries the action the env executed, as every cfcclone env reports it."""
+    env, expert = make_env(game), PLANNERS[game](1)
+    obs, info = env.reset(seed=seed)
+    labels = []
+    for t in range(steps):
+        seen = {"ram": info["ram"][None]}
+        if tell and "action" in info:
+            seen["action"] = np.array([info["action"]])
+        labels.append(int(expert.act(obs[None], np.array([t == 0]), seen)[0]))
+        obs, _, terminated, truncated, info = env.step(player(t, labels[-1]))
+        assert not (terminated or truncated)
+    return np.array(labels)
+
+
+@pytest.mark.parametrize("game", ["breakout", "pong"])
+def test_told_what_it_played_the_planner_plays_as_before(game):
+    told = label(game, seed=0, steps=2000, player=lambda t, a: a, tell=True)
+    untold = label(game, seed=0, steps=2000, player=lambda t, a: a, tell=False)
+    assert (told == untold).all() and (told != 0).mean() > 0.05
+
+
+def test_labelling_a_still_paddle_the_pong_planner_keeps_asking_for_the_move():
+    """A player that never moves (a DAgger student that ignores the label): the paddle stays
+    at rest, so after a press label the next state needs the press as much. Told the executed
+    NOOP, the planner keeps asking; judging the paddle's momentum by its own label (as before
+    the env's action was read) it believed its press had moved the knob and asked to wait."""
+
+    def flips(labels):  # press, wait, press on three steps in a row
+        move = labels != 0
+        return int((move[:-2] & ~move[1:-1] & move[2:]).sum())
+
+    told = label("pong", seed=0, steps=700, player=lambda t, a: 0, tell=True)
+    untold = label("pong", seed=0, steps=700, player=lambda t, a: 0, tell=False)
+    assert (told != 0).sum() > 100
+    assert flips(told) == 0 and flips(untold) > 5
+
+
+def test_the_executed_action_must_have_one_row_per_env():
+    expert, ram = PongExpert(2), np.zeros((2, 128), np.uint8)
+    with pytest.raises(ValueError, match=r"expected info\['action'\] of shape \(2,\), got \(3,\)"):
+        expert.act(
+            np.zeros((2, 4, 84, 84), np.uint8), np.ones(2), {"ram": ram, "action": np.zeros(3)}
+        )

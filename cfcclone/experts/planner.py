@@ -11,7 +11,10 @@ of Breakout and 91% of Pong steps), and the press cost keeps it from dithering o
 A Breakout ball more than 3 steps away allows only holds (press.., then release), no
 tap-and-back gambles. While the ball moves away the paddle rests, moving only when its
 target is more than a wide dead-band away. Inputs are RAM positions; the velocities and the
-paddle's momentum they are combined with are what the 4 stacked frames show as motion.
+paddle's momentum they are combined with are what the 4 stacked frames show as motion. The
+last move in that momentum is the one the env executed (`info["action"]`, where info has it):
+labelling a DAgger student's states, the planner models the student's paddle, not its own
+labels (which, before, put half the labels after a disagreement wrong).
 
 Breakout (positions from `cfcclone.experts.ram`): the paddle catches the ball while the
   ball's centre is in [left, right + 1], right clipped at 151. Momentum: the paddle halves its
@@ -109,10 +112,27 @@ class _RamExpert:
         if start.shape != (n,):
             raise ValueError(f"expected episode_start of shape ({n},), got {start.shape}")
         start = start.astype(bool)
+        self.last = self.played(info, self.last)
         self.prev[start], self.last[start] = np.nan, 0.0
         move = self.decide(ram)
         self.last = move
         return np.array(self.ACTIONS, np.int64)[np.where(move > 0, 1, np.where(move < 0, 2, 0))]
+
+    def played(self, info: dict, last: np.ndarray) -> np.ndarray:
+        """The move (-1 / 0 / +1) the env executed last step, from `info["action"]` (the
+        action sent, after the fire protocol): where another policy plays (a DAgger student)
+        the paddle's momentum follows its action, not the expert's label. Rows without it
+        (`info["_action"]` false, or no key) keep `last`, the expert's own last move."""
+        if "action" not in info:
+            return last
+        sent = np.asarray(info["action"])
+        if sent.shape != (self.num_envs,):
+            raise ValueError(
+                f"expected info['action'] of shape ({self.num_envs},), got {sent.shape}"
+            )
+        has = np.asarray(info.get("_action", np.ones(self.num_envs, bool)), bool)
+        move = np.where(sent == self.ACTIONS[1], 1.0, np.where(sent == self.ACTIONS[2], -1.0, 0.0))
+        return np.where(has, move, last)
 
     def remember(self, x, y, vx, vy, known, paddle, inplay) -> None:
         nan = np.nan
