@@ -7,6 +7,12 @@ agrees with its expert on a share `a` of its own states is wrong on `1 - a` of t
 prints what an expert scores when it is wrong as often, at random, by the project's evaluation
 protocol (sticky actions 0.25, full games, the quota rule of `cfcclone.evaluation.run_episodes`).
 
+The expert is told the action the env executed (`info["action"]`), as cfcclone's envs report
+it: the planners model the paddle the replaced action moved. `--untold` hides it, as the
+planners were before they read it: they then judged the paddle by their own last choice.
+Beside each row, the share of steps where an untold copy of the expert, shown the same states,
+labels differently (`untold_differs`): what reading the executed action changes in the labels.
+
     python scripts/noisy_expert.py --game pong --noise 0 0.05 0.1 0.15 --episodes 10
 """
 
@@ -26,17 +32,34 @@ from cfcclone.vector_env import make_vector_env
 MOVES = (0, 2, 3)  # NOOP, RIGHT, LEFT: every action of the RAM experts, in Breakout and Pong
 
 
-class Noisy:
-    """An expert whose action is replaced, with odds `noise`, by another of `actions`."""
+class Untold:
+    """An expert shown info without the executed action."""
 
-    def __init__(self, expert, actions, noise: float, seed: int):
+    def __init__(self, expert):
+        self.expert = expert
+
+    def act(self, obs, episode_start, info):
+        hidden = {k: v for k, v in info.items() if k not in ("action", "_action")}
+        return self.expert.act(obs, episode_start, hidden)
+
+
+class Noisy:
+    """An expert whose action is replaced, with odds `noise`, by another of `actions`. With a
+    `shadow` (a second expert, shown the same states without the executed action), `differs`
+    and `steps` count the steps where its label is not the expert's."""
+
+    def __init__(self, expert, actions, noise: float, seed: int, shadow=None):
         if not 0 <= noise <= 1:
             raise ValueError(f"expected noise in [0, 1], got {noise}")
         self.expert, self.actions, self.noise = expert, np.asarray(actions), noise
         self.rng = np.random.default_rng(seed)
+        self.shadow, self.differs, self.steps = shadow, 0, 0
 
     def act(self, obs, episode_start, info):
         action = self.expert.act(obs, episode_start, info)
+        if self.shadow is not None:
+            self.differs += int(np.sum(self.shadow.act(obs, episode_start, info) != action))
+            self.steps += len(action)
         swap = self.rng.random(len(action)) < self.noise
         # one of the other actions: a draw over len - 1 slots, skipping the expert's own
         other = self.rng.integers(len(self.actions) - 1, size=len(action))
@@ -53,6 +76,7 @@ def main(argv=None) -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--envs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--untold", action="store_true", help="hide the executed action")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
     config = EnvConfig(game=args.game)
@@ -60,13 +84,21 @@ def main(argv=None) -> None:
     for noise in args.noise:
         env = make_vector_env(num_envs=args.envs, config=config, ram=True)
         try:
-            expert = make_expert(args.expert, args.game, num_envs=env.num_envs)
-            actor = Noisy(expert, MOVES, noise, args.seed)
+            expert, shadow = (make_expert(args.expert, args.game, env.num_envs) for _ in "ab")
+            if args.untold:
+                actor = Noisy(Untold(expert), MOVES, noise, args.seed)
+            else:
+                actor = Noisy(expert, MOVES, noise, args.seed, shadow=Untold(shadow))
             result = run_episodes(actor, env, args.episodes, args.seed)
         finally:
             env.close()
-        rows.append({"noise": noise, **result.summary()})
-        print(f"noise {noise:.2f}: {result.line()}", flush=True)
+        line = f"noise {noise:.2f}: {result.line()}"
+        row = {"noise": noise, **result.summary()}
+        if actor.shadow is not None:
+            row["untold_differs"] = actor.differs / max(actor.steps, 1)
+            line += f", untold labels differ on {row['untold_differs']:.1%} of the steps"
+        rows.append(row)
+        print(line, flush=True)
     if args.json:
         atomic_write_text(args.json, json.dumps(rows, indent=1))
 

@@ -54,6 +54,30 @@ def test_noisy_expert_rejects_odds_outside_0_1():
         noisy.Noisy(Fixed((0, 1), 1), (0, 1), 1.5, 0)
 
 
+class Peek:
+    """An expert that plays 2 where info carries the executed action, else 0."""
+
+    def __init__(self, num_envs):
+        self.num_envs = num_envs
+
+    def act(self, obs, episode_start, info):
+        return np.full(self.num_envs, 2 if "action" in info else 0, np.int64)
+
+
+def test_noisy_expert_counts_the_labels_an_untold_copy_would_change():
+    noisy = load("noisy_expert")
+    info = {"action": np.zeros(3), "_action": np.ones(3, bool), "ram": np.zeros((3, 128))}
+    assert noisy.Untold(Peek(3)).act(None, None, info).tolist() == [0, 0, 0]
+    assert Peek(3).act(None, None, info).tolist() == [2, 2, 2]
+    told = noisy.Noisy(Peek(3), (0, 2, 3), 0.0, 0, shadow=noisy.Untold(Peek(3)))
+    same = noisy.Noisy(Peek(3), (0, 2, 3), 0.0, 0, shadow=Peek(3))
+    for _ in range(4):
+        assert told.act(None, None, info).tolist() == [2, 2, 2]
+        same.act(None, None, info)
+    assert (told.differs, told.steps) == (12, 12)
+    assert (same.differs, same.steps) == (0, 12)
+
+
 def steps(env_ids, lives, reward, start, terminated):
     """One rollout Transition of the fields LifeLosses reads."""
     from types import SimpleNamespace
