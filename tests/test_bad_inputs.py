@@ -197,6 +197,8 @@ def test_bad_experts_are_refused_before_anything_is_written(tmp_path, capsys):
     refused(capsys, [*args, "--expert", "nosuchmod:fn"], "cannot import expert 'nosuchmod:fn'")
     refused(capsys, [*args, "--expert", "planner", "--game", "tennis"], "no planner for 'tennis'")
     refused(capsys, [*args, "--envs", "100000"], "use at most --envs")
+    refused(capsys, [*args, "--screen-size", "0"], "expected screen_size >= 1, got 0")
+    refused(capsys, [*args, "--sticky-actions", "1.5"], "expected sticky_actions in \\[0, 1\\]")
     assert not out.exists()
 
 

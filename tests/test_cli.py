@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -149,6 +150,36 @@ def test_init_and_resume_take_the_stored_recipe(tmp_path, capsys):
     assert state["config"]["train"]["optim"] == {**config.optim.to_dict()}
     assert state["config"]["train"]["window"]["seq_len"] == 8
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_collect_stores_its_preprocessing_and_train_and_eval_replay_it(tmp_path, capsys):
+    """`collect --screen-size 48 --stack 2 ..` writes 48x48 frames in stacks of 2; the model
+    trained on them is built for that, and `eval CKPT` plays it with no other flag."""
+    from cfcclone.checkpoint import load_policy
+    from cfcclone.data.dataset import SequenceDataset
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    env = ["--screen-size", "48", "--stack", "2", "--sticky-actions", "0"]
+    env += ["--max-episode-frames", "400"]
+    follow = "cfcclone.experts.follower:follow_ball"
+    args = ["collect", "--out", str(data), "--expert", follow, "--frames", "150", "--envs", "1"]
+    assert main([*args, *env]) == 0
+    batch = SequenceDataset(data, seq_len=8).sample(2, np.random.default_rng(0))
+    assert batch.obs.shape == (2, 8, 2, 48, 48)
+    recipe = ["--encoder", "nature", "--units", "8", "--seq-len", "8", "--batch", "2"]
+    recipe += ["--batches-per-epoch", "2", "--epochs", "1", "--eval-episodes", "0"]
+    assert main(["train", "--data", str(data), "--out", str(run), *recipe]) == 0
+    loaded = load_policy(run / "last.safetensors")
+    config = loaded.env_config
+    assert (config.screen_size, config.stack, config.sticky_actions) == (48, 2, 0.0)
+    assert config.max_episode_frames == 400
+    assert (loaded.policy.config.screen_size, loaded.policy.config.stack) == (48, 2)
+    capsys.readouterr()
+    result = tmp_path / "eval.json"
+    ckpt = run / "last.safetensors"
+    assert main(["eval", str(ckpt), "--episodes", "1", "--envs", "1", "--json", str(result)]) == 0
+    assert json.loads(result.read_text())["episodes"] == 1
 
 
 def test_every_help_is_generated_and_readable(capsys):

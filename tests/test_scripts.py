@@ -127,3 +127,58 @@ def test_life_losses_follows_the_envs_an_asynchronous_step_returned():
 def test_life_losses_rejects_no_episodes():
     with pytest.raises(ValueError, match="expected episodes >= 1, got 0"):
         load("life_losses").LifeLosses(num_envs=2, episodes=0)
+
+
+class Logits:
+    """A stand-in StatefulAgent whose step returns the rows of `table` in turn."""
+
+    def __init__(self, table):
+        self.table, self.t = table, 0
+
+    def step(self, obs, episode_start, env_ids=None):
+        import torch
+
+        self.t += 1
+        return torch.tensor(self.table[(self.t - 1) % len(self.table)], dtype=torch.float32)
+
+
+PONG = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
+
+
+def test_expert_overrides_sorts_each_disagreement_into_one_kind():
+    over = load("expert_overrides")
+    assert over.moves(PONG).tolist() == [0, 0, 1, -1, 1, -1]
+    student, expert = np.array([0, 0, 1, 1, -1, 0]), np.array([0, 1, 0, -1, -1, -1])
+    masks = over.kinds(student, expert)
+    assert masks["missed"].tolist() == [False, True, False, False, False, True]
+    assert masks["extra"].tolist() == [False, False, True, False, False, False]
+    assert masks["wrong"].tolist() == [False, False, False, True, False, False]
+    assert (sum(masks.values()) <= 1).all()  # one kind a step at most
+    assert (sum(masks.values()).astype(bool) == (student != expert)).all()
+
+
+def test_expert_overrides_plays_the_expert_on_the_fixed_kind_only():
+    over = load("expert_overrides")
+    # clone in 4 envs: NOOP, RIGHTFIRE, LEFT, FIRE; the expert: RIGHT, NOOP, RIGHT, NOOP
+    logits = np.eye(6)[[0, 4, 3, 1]] * 5.0
+    expert = [2, 0, 2, 0]
+
+    class Expert:
+        def act(self, obs, episode_start, info):
+            return np.array(expert, np.int64)
+
+    played = {}
+    for fix in over.FIXES:
+        actor = over.Overridden(Logits([logits]), Expert(), PONG, fix)
+        played[fix] = actor.act(None, None, {}).tolist()
+        assert actor.counts == {"missed": 1, "extra": 1, "wrong": 1} and actor.steps == 4
+    assert played["none"] == [0, 4, 3, 1]
+    assert played["missed"] == [2, 4, 3, 1]
+    assert played["extra"] == [0, 0, 3, 1]
+    assert played["wrong"] == [0, 4, 2, 1]
+    assert played["all"] == expert
+    # a no-move bias of -6 turns each NOOP (logit 5, the rest 0) into the first move, RIGHT
+    biased = over.Overridden(Logits([logits]), Expert(), PONG, "none", noop_bias=-6.0)
+    assert biased.act(None, None, {}).tolist() == [2, 4, 3, 2]
+    with pytest.raises(ValueError, match="expected fix in"):
+        over.Overridden(Logits([logits]), Expert(), PONG, "some")

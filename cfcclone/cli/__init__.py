@@ -28,8 +28,9 @@ def _command(sub, name: str, run, help: str, source=None, skip=(), positional=()
 def _data_commands(sub) -> None:
     from cfcclone.data.collect import collect
     from cfcclone.data.ncps_format import export_ncps, import_ncps
+    from cfcclone.envs import EnvConfig
 
-    _command(
+    p = _command(
         sub,
         "collect",
         commands.collect,
@@ -37,6 +38,13 @@ def _data_commands(sub) -> None:
         collect,
         skip=("progress",),
     )
+    # the preprocessing, EnvConfig's fields: the manifest stores it, and every checkpoint
+    # trained on the data is evaluated with it
+    about = "the preprocessing, stored with the data; checkpoints trained on it replay it"
+    env = params(EnvConfig, skip=("game",), group=("env options", about))
+    add_options(p, env)
+    run, options = p.get_default("handler")
+    p.set_defaults(handler=(run, options + env))
     p = _command(sub, "stats", commands.stats, "describe a dataset")
     p.add_argument("dir", help="a dataset folder")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")

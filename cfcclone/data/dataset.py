@@ -6,11 +6,11 @@ episodes. `episode_start[0]` is True where a window begins an episode. Segments 
 the window give none. The train/val split is by episode: an episode (or an imported window,
 whose split the tutorial's file name fixes) is wholly in one split.
 
-Frames are memory-mapped. A batch gathers T + 3 consecutive frames per window, (B, T+3, 84, 84),
-a quarter of the bytes of the stacks it stands for. `expand_stacks` turns it into
-(B, T, 4, 84, 84) as a view, on whatever device the frames are. The mapped pages are dropped
-from the process every few hundred MB read, so its RSS does not grow with the dataset; the page
-cache still keeps hot data.
+Frames are memory-mapped. A batch gathers T + stack - 1 consecutive frames per window,
+(B, T+3, 84, 84) with the default stack of 4, a quarter of the bytes of the stacks it stands
+for. `expand_stacks` turns it into (B, T, 4, 84, 84) as a view, on whatever device the frames
+are. The mapped pages are dropped from the process every few hundred MB read, so its RSS does
+not grow with the dataset; the page cache still keeps hot data.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def expand_stacks(
 
 @dataclass
 class Batch:
-    """frames (B, T+3, 84, 84) uint8, actions (B, T) int64, episode_start (B, T) bool."""
+    """frames (B, T+stack-1, H, W) uint8, actions (B, T) int64, episode_start (B, T) bool:
+    the stack size is what the frames hold beyond the steps."""
 
     frames: torch.Tensor
     actions: torch.Tensor
@@ -67,9 +68,10 @@ class Batch:
 
     @property
     def obs(self) -> torch.Tensor:
-        """(B, T, 4, 84, 84) uint8 stacks of the frames (a view unless the window crosses into
-        a new episode)."""
-        return expand_stacks(self.frames, self.episode_start)
+        """(B, T, stack, H, W) uint8 stacks of the frames (a view unless the window crosses
+        into a new episode)."""
+        stack = self.frames.shape[1] - self.actions.shape[1] + 1
+        return expand_stacks(self.frames, self.episode_start, stack)
 
 
 class SequenceDataset(torch.utils.data.Dataset):
@@ -141,7 +143,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         return len(self._windows)
 
     def _frame_rows(self, k: int, start: int, steps: int):
-        """Shard index and frame rows (steps + 3) of `steps` steps from step `start` of
+        """Shard index and frame rows (steps + stack - 1) of `steps` steps from step `start` of
         segment k: the frames of their stacks, padded at the episode's start."""
         shard, seg = self.segments[k]
         n = steps + self.stack - 1
@@ -151,8 +153,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         return shard, np.maximum(np.arange(first, first + n), seg.frame_offset)
 
     def frames(self, k: int, start: int, steps: int) -> np.ndarray:
-        """(steps + 3, H, W) uint8, a copy: the frames of the stacks of `steps` steps from step
-        `start` of segment k, padded by the first frame at the episode's start."""
+        """(steps + stack - 1, H, W) uint8, a copy: the frames of the stacks of `steps` steps
+        from step `start` of segment k, padded by the first frame at the episode's start."""
         shard, rows = self._frame_rows(k, start, steps)
         frames = np.array(self._frames[shard][rows])  # a copy, never a view of the map
         self._account(frames.nbytes)
@@ -165,7 +167,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         return self._actions[shard][first : first + steps].astype(np.int64)
 
     def window(self, k: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frames (T+3, H, W), actions (T,) and episode_start (T,) of one window."""
+        """Frames (T+stack-1, H, W), actions (T,) and episode_start (T,) of one window."""
         seg = self.segments[k][1]
         if not 0 <= start <= seg.length - self.seq_len:
             raise IndexError(f"window at {start} does not fit a segment of {seg.length} steps")
