@@ -54,6 +54,27 @@ def test_noisy_expert_rejects_odds_outside_0_1():
         noisy.Noisy(Fixed((0, 1), 1), (0, 1), 1.5, 0)
 
 
+def test_noisy_expert_replaces_only_the_kind_it_is_told():
+    noisy = load("noisy_expert")
+    actions, n = (0, 3, 2), 16
+    fixed = Fixed(actions, n)
+    expert = np.stack([fixed.act(None, None, {}) for _ in range(30)])
+    for kind in ("missed", "extra"):
+        actor = noisy.Noisy(Fixed(actions, n), actions, 1.0, 0, kind=kind)
+        played = np.stack([actor.act(None, None, {}) for _ in range(30)])
+        moved = expert != 0
+        if kind == "missed":  # every move left out, every NOOP kept
+            assert (played == 0).all()
+            assert actor.replaced == moved.sum()
+        else:  # every NOOP made a move, every move kept
+            assert np.isin(played[~moved], (3, 2)).all() and len(np.unique(played[~moved])) == 2
+            assert np.array_equal(played[moved], expert[moved])
+            assert actor.replaced == (~moved).sum()
+        assert actor.steps == 30 * n
+    with pytest.raises(ValueError, match="expected kind in"):
+        noisy.Noisy(Fixed(actions, n), actions, 0.1, 0, kind="late")
+
+
 class Peek:
     """An expert that plays 2 where info carries the executed action, else 0."""
 
