@@ -151,16 +151,15 @@ def test_life_losses_rejects_no_episodes():
 
 
 class Logits:
-    """A stand-in StatefulAgent whose step returns the rows of `table` in turn."""
+    """A stand-in StatefulAgent whose step returns the same logits (B, n_actions)."""
 
-    def __init__(self, table):
-        self.table, self.t = table, 0
+    def __init__(self, logits):
+        self.logits = logits
 
     def step(self, obs, episode_start, env_ids=None):
         import torch
 
-        self.t += 1
-        return torch.tensor(self.table[(self.t - 1) % len(self.table)], dtype=torch.float32)
+        return torch.tensor(self.logits, dtype=torch.float32)
 
 
 PONG = ["NOOP", "FIRE", "RIGHT", "LEFT", "RIGHTFIRE", "LEFTFIRE"]
@@ -190,7 +189,7 @@ def test_expert_overrides_plays_the_expert_on_the_fixed_kind_only():
 
     played = {}
     for fix in over.FIXES:
-        actor = over.Overridden(Logits([logits]), Expert(), PONG, fix)
+        actor = over.Overridden(Logits(logits), Expert(), PONG, fix)
         played[fix] = actor.act(None, None, {}).tolist()
         assert actor.counts == {"missed": 1, "extra": 1, "wrong": 1} and actor.steps == 4
     assert played["none"] == [0, 4, 3, 1]
@@ -199,7 +198,7 @@ def test_expert_overrides_plays_the_expert_on_the_fixed_kind_only():
     assert played["wrong"] == [0, 4, 2, 1]
     assert played["all"] == expert
     # a no-move bias of -6 turns each NOOP (logit 5, the rest 0) into the first move, RIGHT
-    biased = over.Overridden(Logits([logits]), Expert(), PONG, "none", noop_bias=-6.0)
+    biased = over.Overridden(Logits(logits), Expert(), PONG, "none", noop_bias=-6.0)
     assert biased.act(None, None, {}).tolist() == [2, 4, 3, 2]
     with pytest.raises(ValueError, match="expected fix in"):
-        over.Overridden(Logits([logits]), Expert(), PONG, "some")
+        over.Overridden(Logits(logits), Expert(), PONG, "some")
