@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cfcclone.envs import make_env
-from cfcclone.experts.ram import Breakout, Pong
+from cfcclone.experts.ram import Breakout, Pong, state_vector
 
 
 def test_breakout_positions_from_ram():
@@ -34,3 +34,15 @@ def test_pong_and_bad_shapes():
     assert (s.ball_x[0], s.ball_y[0], s.paddle[0]) == (120.0, 80.0, 118.0)
     with pytest.raises(ValueError, match=r"expected ram \(N, 128\), got \(128,\)"):
         Breakout.read(ram[0])
+
+
+def test_state_vector_stacks_the_readers_fields_in_order():
+    ram = np.zeros((2, 128), np.uint8)
+    ram[:, 49], ram[:, 54], ram[:, 51] = [120, 7], [80, 9], [118, 40]
+    v = state_vector("pong", ram)
+    assert v.dtype == np.float32 and v.tolist() == [[120, 80, 118], [7, 9, 40]]
+    s = Breakout.read(ram)
+    assert state_vector("breakout", ram)[:, 0].tolist() == s.ball_x.tolist()
+    assert state_vector("breakout", ram).shape == (2, 5)
+    with pytest.raises(ValueError, match="no RAM reader for 'space_invaders'"):
+        state_vector("space_invaders", ram)

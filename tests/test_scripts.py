@@ -202,3 +202,47 @@ def test_expert_overrides_plays_the_expert_on_the_fixed_kind_only():
     assert biased.act(None, None, {}).tolist() == [2, 4, 3, 2]
     with pytest.raises(ValueError, match="expected fix in"):
         over.Overridden(Logits(logits), Expert(), PONG, "some")
+
+
+def test_probe_state_features_are_the_newest_reading_and_its_motion():
+    probe = load("probe_state")
+    history = np.zeros((1, probe.STACK, 2), np.float32)
+    history[0, :, 0] = [10, 20, 40, 70]  # oldest first
+    history[0, :, 1] = 50
+    x = probe.features(history)
+    # newest / 100, then newest - reading i, i = 0..2 (oldest first), / 10
+    assert np.allclose(x[0], [0.7, 0.5, 6.0, 0.0, 5.0, 0.0, 3.0, 0.0])
+
+
+def test_probe_state_mlp_is_greedy_at_temperature_0_and_samples_its_softmax_above():
+    import torch
+
+    probe = load("probe_state")
+    torch.manual_seed(0)
+    mlp = probe.MLP(4, (0, 2, 3))
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.zero_()
+        mlp.net[-1].bias.copy_(torch.tensor([np.log(0.7), np.log(0.2), np.log(0.1)]))
+    x = np.zeros((20_000, 4), np.float32)
+    assert set(mlp.act(x).tolist()) == {0}
+    drawn = mlp.act(x, 1.0, np.random.default_rng(0))
+    shares = [np.mean(drawn == a) for a in (0, 2, 3)]
+    assert np.allclose(shares, [0.7, 0.2, 0.1], atol=0.015)
+
+
+def test_probe_state_recorder_pads_the_history_at_a_start_and_shows_the_executed_move():
+    probe = load("probe_state")
+    rec = probe.Recorder("pong", 2, prev_action=True)
+    obs = np.zeros((2, 4, 84, 84), np.uint8)
+    ram = np.zeros((2, 128), np.uint8)
+    ram[:, 49], ram[:, 54], ram[:, 51] = 100, 80, 120
+    rec.act(obs, np.array([True, True]), {"ram": ram.copy()})
+    ram[:, 49], ram[:, 54], ram[:, 51] = 104, 86, 120
+    rec.act(obs, np.array([False, True]), {"ram": ram, "action": np.array([2, 3])})
+    x = rec.x[-1]
+    motion = np.array([0.4, 0.6, 0.0] * 3)  # (104 - 100, 86 - 80, 0) / 10, thrice
+    assert np.allclose(x[0, 3:12], motion) and np.allclose(x[1, 3:12], 0)  # env 1 restarted
+    assert np.allclose(x[:, :3], [[1.04, 0.86, 1.2]] * 2)
+    assert x[0, 12:].tolist() == [0, 1, 0] and x[1, 12:].tolist() == [1, 0, 0]  # RIGHT; a start
+    assert len(rec.y) == 2 and rec.y[-1].shape == (2,)

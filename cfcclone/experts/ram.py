@@ -16,7 +16,7 @@ y = ram[51] in [38, 203].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -67,3 +67,14 @@ class Pong:
     def read(cls, ram) -> Pong:
         r = _ram(ram)
         return cls(ball_x=r[:, 49], ball_y=r[:, 54], paddle=r[:, 51])
+
+
+READERS = {"breakout": Breakout, "pong": Pong}
+
+
+def state_vector(game: str, ram) -> np.ndarray:
+    """(N, k) float32: every field of `game`'s RAM reader, in its order and units."""
+    if game not in READERS:
+        raise ValueError(f"no RAM reader for {game!r}; expected one of {sorted(READERS)}")
+    s = READERS[game].read(ram)
+    return np.stack([getattr(s, f.name) for f in fields(s)], 1).astype(np.float32)
