@@ -9,8 +9,8 @@ prints the agreement on its states and the MLP's return (full games, sticky acti
 quota rule of `cfcclone.evaluation.run_episodes`).
 
 It separates the two halves of cloning: if a clone with perfect perception reaches the
-planner, the frames' clones lose in perception (the encoder); if it does not, the planner's
-decision itself is what a small network does not learn from this much data.
+planner, the frames' clones most likely lose in perception (the encoder); if it does not,
+the planner's decision itself is what a small network does not learn from this much data.
 
 `--cnn` asks the perception half on the frames: the nature CNN and a linear head, per step,
 trained on the planner's own stacks (no DAgger), with an auxiliary linear head that regresses
@@ -228,7 +228,7 @@ def main(argv=None) -> None:
     ap.add_argument("--aux-weight", type=float, default=0.0, help="--cnn: auxiliary loss weight")
     ap.add_argument("--cnn-steps", type=int, default=1500, help="--cnn: Adam steps of 256")
     ap.add_argument("--every", type=int, default=250, help="--cnn: steps between reports")
-    ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--json", help="write the rounds' rows here (not with --cnn)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     config = EnvConfig(game=args.game)

@@ -246,3 +246,15 @@ def test_probe_state_recorder_pads_the_history_at_a_start_and_shows_the_executed
     assert np.allclose(x[:, :3], [[1.04, 0.86, 1.2]] * 2)
     assert x[0, 12:].tolist() == [0, 1, 0] and x[1, 12:].tolist() == [1, 0, 0]  # RIGHT; a start
     assert len(rec.y) == 2 and rec.y[-1].shape == (2,)
+
+
+def test_probe_state_train_learns_a_threshold_and_scores_the_held_out_tail():
+    probe = load("probe_state")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6000, 3)).astype(np.float32)
+    y = np.where(x[:, 0] > 1.0, 3, np.where(x[:, 1] < -1.0, 2, 0))  # moves on 30% of steps
+    model, acc, recall = probe.train(x, y, np.unique(y), epochs=8, seed=0)
+    assert acc > 0.95 and recall > 0.85
+    assert np.array_equal(
+        model.act(np.array([[2, 0, 0], [0, -2, 0], [0, 0, 0]], np.float32)), [3, 2, 0]
+    )
