@@ -40,7 +40,6 @@ from cfcclone.rollout import rollout
 from cfcclone.vector_env import make_vector_env
 
 STACK = 4
-MOVES = (0, 2, 3)  # NOOP, RIGHT, LEFT: every action of the planners
 
 
 def features(history: np.ndarray) -> np.ndarray:
@@ -69,6 +68,7 @@ class Recorder:
         self.game, self.policy, self.beta, self.prev_action = game, policy, beta, prev_action
         self.temperature = temperature
         self.expert = make_expert("planner", game, num_envs)
+        self.moves = np.sort(self.expert.ACTIONS)  # the planner's actions, for the one-hot
         self.history = None
         self.rng = np.random.default_rng(seed)
         self.x, self.y, self.obs, self.keep_obs = [], [], [], keep_obs
@@ -84,7 +84,7 @@ class Recorder:
         x = features(self.history)
         if self.prev_action:  # the move the env executed last step, one-hot (0 at a start)
             sent = np.where(start, 0, np.asarray(info.get("action", np.zeros(len(start)))))
-            x = np.concatenate([x, (sent[:, None] == np.array(MOVES)).astype(np.float32)], 1)
+            x = np.concatenate([x, (sent[:, None] == self.moves).astype(np.float32)], 1)
         self.x.append(x)
         self.y.append(label)
         if self.keep_obs:
@@ -169,7 +169,7 @@ def train_cnn(obs, x, y, args) -> None:
     )
     head = nn.Linear(encoder.conv_block.features, len(actions))
     aux = nn.Linear(encoder.conv_block.features, x.shape[1])
-    params = [*encoder.parameters(), *head.parameters(), *aux.parameters()]
+    params = [*encoder.conv_block.parameters(), *head.parameters(), *aux.parameters()]
     opt = torch.optim.Adam(params, lr=3e-4)
     counts = np.bincount(index[:cut].numpy(), minlength=len(actions))
     weights = class_weights(counts, "sqrt")
