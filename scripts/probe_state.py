@@ -12,6 +12,11 @@ It separates the two halves of cloning: if a clone with perfect perception reach
 planner, the frames' clones most likely lose in perception (the encoder); if it does not,
 the planner's decision itself is what a small network does not learn from this much data.
 
+`--labels-per-round N --finetune B --class-weights sqrt --beta-decay D` runs the frames' DAgger
+protocol on the MLP instead (`cfcclone dagger`'s: N labels of the beta-mixture a round, the
+last round's student trained on for B batches of 256, beta halving each round), so a gap
+between the two protocols' clones can be told from one between the two inputs.
+
 `--cnn` asks the perception half on the frames: the nature CNN and a linear head, per step,
 trained on the planner's own stacks (no DAgger), with an auxiliary linear head that regresses
 the MLP's inputs (standardised) from the CNN's features, weighted `--aux-weight` against the
@@ -20,6 +25,8 @@ auxiliary R^2 every `--every` steps; `--class-weights sqrt`, as the Pong runs.
 
     python scripts/probe_state.py --game pong --steps 200000 --rounds 4 --episodes 10
     python scripts/probe_state.py --game pong --steps 100000 --cnn --aux-weight 1
+    python scripts/probe_state.py --game pong --rounds 25 --labels-per-round 20000 \
+        --finetune 900 --class-weights sqrt --beta 0.5 --beta-decay 0.5
 """
 
 from __future__ import annotations
@@ -123,25 +130,51 @@ class MLP(nn.Module):
         return self.actions[(np.cumsum(z, 1) < u).sum(1)]
 
 
-def train(x, y, actions, epochs, seed, val_share=0.1):
-    """A fresh MLP on (x, y); the last `val_share` of the steps held out. Returns the MLP and
-    its val accuracy and move recall."""
+def train(
+    x,
+    y,
+    actions,
+    epochs,
+    seed,
+    val_share=0.1,
+    model=None,
+    batches=0,
+    lr=1e-3,
+    batch=512,
+    weighting="none",
+):
+    """An MLP on (x, y); the last `val_share` of the steps held out. A fresh one for `epochs`
+    epochs (one-cycle lr); or, given `model` and `batches`, that one further trained for
+    `batches` random batches (cosine lr from `lr`), as DAgger's students are. `weighting`:
+    class weights as the trainer's (`training.steps.class_weights`). Returns the MLP and its
+    val accuracy and move recall."""
+    from cfcclone.training.steps import class_weights
+
     torch.manual_seed(seed)
     index = np.searchsorted(actions, y)
     cut = int(len(x) * (1 - val_share))
     xt, yt = torch.as_tensor(x), torch.as_tensor(index)
-    model = MLP(x.shape[1], tuple(actions))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    steps = epochs * (cut // 512 + 1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=steps)
+    weights = class_weights(np.bincount(index[:cut], minlength=len(actions)), weighting)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for batch in torch.randperm(cut, generator=gen).split(512):
-            loss = nn.functional.cross_entropy(model(xt[batch]), yt[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    fresh = model is None or not batches
+    if fresh:
+        model = MLP(x.shape[1], tuple(actions))
+        steps = epochs * (cut // batch + 1)
+        order = torch.cat([torch.randperm(cut, generator=gen) for _ in range(epochs)])
+    else:
+        steps = batches
+        order = torch.randint(cut, (batches * batch,), generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if fresh:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for rows in order.split(batch)[:steps]:
+        loss = nn.functional.cross_entropy(model(xt[rows]), yt[rows], weight=weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
     with torch.no_grad():
         pred = model(xt[cut:]).argmax(1)
     truth = yt[cut:]
@@ -210,7 +243,23 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=4, help="DAgger rounds after BC")
     ap.add_argument("--episodes", type=int, default=10, help="games a round (and its score)")
     ap.add_argument("--beta", type=float, default=0.0)
+    ap.add_argument("--beta-decay", type=float, default=1.0, help="round i's beta: beta * decay^i")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument(
+        "--labels-per-round",
+        type=int,
+        default=0,
+        help="label this many steps of the beta-mixture a round, and score the MLP alone on "
+        "games of its own (0: the scored games' steps are the round's labels)",
+    )
+    ap.add_argument(
+        "--finetune",
+        type=int,
+        default=0,
+        help="rounds after BC train the last round's MLP on for this many batches of 256 at "
+        "lr 3e-4, cosine, as cfcclone dagger's students (0: a fresh MLP, --epochs of all)",
+    )
+    ap.add_argument("--class-weights", default="none", choices=["none", "sqrt", "balanced"])
     ap.add_argument("--envs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -252,13 +301,18 @@ def main(argv=None) -> None:
             train_cnn(obs, x, y, args)
             return
         actions = np.unique(y)
+        model = None
         for r in range(args.rounds + 1):
-            model, acc, recall = train(x, y, actions, args.epochs, args.seed + r)
+            tune = dict(model=model, batches=args.finetune, lr=3e-4, batch=256) if r else {}
+            model, acc, recall = train(
+                x, y, actions, args.epochs, args.seed + r, weighting=args.class_weights, **tune
+            )
+            beta = args.beta * args.beta_decay**r
             player = Recorder(
                 args.game,
                 env.num_envs,
                 model,
-                args.beta,
+                0.0 if args.labels_per_round else beta,
                 args.seed + 1000 + r,
                 args.prev_action,
                 args.temperature,
@@ -266,6 +320,20 @@ def main(argv=None) -> None:
             result = run_episodes(player, env, args.episodes, args.seed + 1000 * (r + 1))
             px, py = np.concatenate(player.x), np.concatenate(player.y)
             agree = float(np.mean(model.act(px) == py))
+            if args.labels_per_round:  # the round's labels: the beta-mixture's own steps
+                player = Recorder(
+                    args.game,
+                    env.num_envs,
+                    model,
+                    beta,
+                    args.seed + 2000 + r,
+                    args.prev_action,
+                    args.temperature,
+                )
+                for _ in rollout(env, player, seed=args.seed + 1000 * (r + 1) + 500):
+                    if len(player.y) * env.num_envs >= args.labels_per_round:
+                        break
+                px, py = np.concatenate(player.x), np.concatenate(player.y)
             row = {
                 "round": r,
                 "labels": len(y),
@@ -281,10 +349,10 @@ def main(argv=None) -> None:
                 flush=True,
             )
             x, y = np.concatenate([x, px]), np.concatenate([y, py])
+            if args.json:  # each round as it ends: nothing lost if the run is stopped
+                atomic_write_text(args.json, json.dumps(rows, indent=1))
     finally:
         env.close()
-    if args.json:
-        atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

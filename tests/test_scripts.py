@@ -258,3 +258,31 @@ def test_probe_state_train_learns_a_threshold_and_scores_the_held_out_tail():
     assert np.array_equal(
         model.act(np.array([[2, 0, 0], [0, -2, 0], [0, 0, 0]], np.float32)), [3, 2, 0]
     )
+
+
+def test_probe_state_finetune_trains_the_given_mlp_on_and_a_fresh_one_without_it():
+    import torch
+
+    probe = load("probe_state")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6000, 3)).astype(np.float32)
+    y = np.where(x[:, 0] > 1.0, 3, np.where(x[:, 1] < -1.0, 2, 0))
+    actions = np.unique(y)
+    start, _, _ = probe.train(x, y, actions, epochs=1, seed=0)
+    before = [p.detach().clone() for p in start.parameters()]
+    tuned, acc, recall = probe.train(
+        x,
+        y,
+        actions,
+        epochs=0,
+        seed=1,
+        model=start,
+        batches=300,
+        lr=3e-4,
+        batch=256,
+        weighting="sqrt",
+    )
+    assert tuned is start and acc > 0.95 and recall > 0.85  # the same MLP, trained on
+    assert any(not torch.equal(a, b) for a, b in zip(before, tuned.parameters(), strict=True))
+    fresh, _, _ = probe.train(x, y, actions, epochs=1, seed=0, model=start, batches=0)
+    assert fresh is not start  # batches 0: a fresh MLP, as without a model
