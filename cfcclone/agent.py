@@ -169,21 +169,26 @@ class StatefulAgent:
         return torch.from_numpy(ids).to(self.device, non_blocking=True)
 
     @torch.inference_mode()
-    def step(self, obs, episode_start, env_ids=None) -> torch.Tensor:
+    def step(self, obs, episode_start, env_ids=None, prev_action=None) -> torch.Tensor:
         """One CfC step of the envs `env_ids` (default: all N in order): zero their state where
         `episode_start`, advance it, and leave every other env's state untouched.
 
         obs (B, stack, 84, 84) uint8 (numpy or torch), episode_start (B,) bool, env_ids (B,)
-        int. Returns logits (B, n_actions) float on the device.
+        int; prev_action (B,) int, for a policy with `prev_action`: the action each env
+        executed last step (-1 where none). Returns logits (B, n_actions) float on the device.
         """
         rows = self._rows(env_ids)
         batch = self.num_envs if rows is None else len(rows)
         x, start = self._to_device(obs, batch), self._mask(episode_start, batch)
+        prev = None
+        if prev_action is not None:
+            prev = torch.as_tensor(np.asarray(prev_action, np.int64).reshape(batch, 1))
+            prev = prev.to(self.device, non_blocking=True)
         if rows is None:
-            logits, self.hx = self.policy(x[:, None], self.hx, start)
+            logits, self.hx = self.policy(x[:, None], self.hx, start, prev)
             return logits[:, 0]
         hx = tuple(h[rows] for h in self.hx) if isinstance(self.hx, tuple) else self.hx[rows]
-        logits, hx = self.policy(x[:, None], hx, start)
+        logits, hx = self.policy(x[:, None], hx, start, prev)
         if isinstance(self.hx, tuple):
             for h, new in zip(self.hx, hx, strict=True):
                 h.index_copy_(0, rows, new)
@@ -193,11 +198,32 @@ class StatefulAgent:
 
     def act(self, obs, episode_start, info: dict | None = None) -> np.ndarray:
         """Actions (B,) int64 for obs (B, stack, 84, 84) uint8 and episode_start (B,) bool of
-        the envs `info["env_id"]` (all N where info has none): the Actor protocol."""
-        logits = self.step(obs, episode_start, (info or {}).get("env_id"))
+        the envs `info["env_id"]` (all N where info has none): the Actor protocol. A policy
+        with `prev_action` reads `info["action"]`, what each env executed last step."""
+        info = info or {}
+        prev = previous_actions(self.config, info, episode_start)
+        logits = self.step(obs, episode_start, info.get("env_id"), prev)
         if self.temperature == 0:
             actions = logits.argmax(-1)
         else:
             probs = torch.softmax(logits.float() / self.temperature, -1)
             actions = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
         return actions.cpu().numpy().astype(np.int64)
+
+
+def previous_actions(config, info: dict, episode_start) -> np.ndarray | None:
+    """For a policy with `prev_action` (its PolicyConfig `config`): the actions the envs
+    executed last step, `info["action"]` (-1 at an episode's start, where the env reports
+    none); None for other policies. An env whose info has no "action" past a start is a
+    ValueError: the policy would play blind to its last move."""
+    if not config.prev_action:
+        return None
+    start = np.asarray(episode_start, bool).reshape(-1)
+    if "action" not in info:
+        if not start.all():
+            raise ValueError(
+                "this policy reads the previous action, but the env's info has no 'action'; "
+                "use cfcclone's envs (make_env, make_vector_env), which report it"
+            )
+        return np.full(len(start), -1, np.int64)
+    return np.where(start, -1, np.asarray(info["action"], np.int64).reshape(-1))

@@ -9,7 +9,8 @@ Each round i:
    beta_i = beta * beta_decay ** (i - 1).
 2. **Label** every visited state with the expert's action. The RAM experts read the emulator,
    so the labels are exact. Where the env's FIRE protocol overrode the action, the label is the
-   FIRE that was executed, as in `collect`.
+   FIRE that was executed, as in `collect`. The executed actions are kept beside the labels
+   (`executed.npy`), for students that read the previous action (`PolicyConfig.prev_action`).
 3. **Grow and retrain**: the round's episodes become shards `rNN-eEEE-KKKKK` of the aggregated
    dataset OUT/data, all in its train split, and the student is trained further on the whole
    dataset from its current weights (`TrainConfig.init`). The round's student is the best
@@ -141,7 +142,8 @@ def roll_out(
             agree += int(np.sum((student == wanted) & ~forced))
             counted += int(np.sum(~forced))
             if writer is not None:
-                writer.add(t.obs, np.where(forced, t.executed, wanted), t.reward, t.env_ids)
+                told = np.where(forced, t.executed, wanted)
+                writer.add(t.obs, told, t.reward, t.env_ids, executed=t.executed)
             for i, ret, _ in tally.update(t):
                 returns.append(ret)
                 if writer is not None:

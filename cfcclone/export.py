@@ -5,6 +5,8 @@ explicit, as TorchRL's ONNX policies and SB3-contrib's `predict` have it:
 
     inputs   obs (N, 4, 84, 84) uint8, state (N, H) float32 [, cell (N, H) with mixed
              memory], episode_start (N,) bool (the state rows of those envs are zeroed first)
+             [, prev_action (N,) int64 for a policy with prev_action: the action executed
+             last step, -1 where none]
     outputs  logits (N, A) float32, next_state (N, H) [, next_cell (N, H)]
 
 N is dynamic. The checkpoint's JSON (policy, env, versions) is stored in the ONNX metadata
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cfcclone.agent import previous_actions
 from cfcclone.atomic import atomic_path
 from cfcclone.checkpoint import CheckpointError, load_policy, stored_configs
 from cfcclone.models import ConvCfC
@@ -40,16 +43,19 @@ class PolicyStep(torch.nn.Module):
         super().__init__()
         self.policy = policy
         self.mixed = policy.config.mixed_memory
+        self.prev = policy.config.prev_action
 
     def forward(self, obs, *args):
-        *state, start = args
+        *state, start = args[:-1] if self.prev else args
+        prev = args[-1][:, None] if self.prev else None
         hx = tuple(state) if self.mixed else state[0]
-        logits, hx = self.policy(obs[:, None], hx, start[:, None])
+        logits, hx = self.policy(obs[:, None], hx, start[:, None], prev)
         return (logits[:, 0], *hx) if self.mixed else (logits[:, 0], hx)
 
 
-def _names(mixed: bool) -> tuple[list[str], list[str]]:
-    inputs = ["obs", "state", *(["cell"] * mixed), "episode_start"]
+def _names(config) -> tuple[list[str], list[str]]:
+    mixed, prev = config.mixed_memory, config.prev_action
+    inputs = ["obs", "state", *(["cell"] * mixed), "episode_start", *(["prev_action"] * prev)]
     outputs = ["logits", "next_state", *(["next_cell"] * mixed)]
     return inputs, outputs
 
@@ -85,7 +91,9 @@ def _export(policy: ConvCfC, f) -> None:
     state = policy.initial_state(n, device)
     state = state if isinstance(state, tuple) else (state,)
     args = (obs.to(device), *state, torch.ones(n, dtype=torch.bool, device=device))
-    inputs, outputs = _names(c.mixed_memory)
+    if c.prev_action:
+        args += (torch.full((n,), -1, dtype=torch.int64, device=device),)
+    inputs, outputs = _names(c)
     axes = {name: {0: "N"} for name in inputs + outputs}
     try:
         with warnings.catch_warnings():
@@ -174,7 +182,7 @@ class OnnxAgent:
         self.reset()
 
     def _check_graph(self, path: Path) -> None:
-        inputs, outputs = _names(self.config.mixed_memory)
+        inputs, outputs = _names(self.config)
         got = (
             [i.name for i in self.session.get_inputs()],
             [o.name for o in self.session.get_outputs()],
@@ -198,9 +206,11 @@ class OnnxAgent:
             np.zeros((self.num_envs, size), np.float32) for _ in range(1 + self.config.mixed_memory)
         ]
 
-    def logits(self, obs, episode_start, env_ids=None) -> np.ndarray:
+    def logits(self, obs, episode_start, env_ids=None, prev_action=None) -> np.ndarray:
         """(B, A) float32 for obs (B, stack, H, W) uint8 and episode_start (B,) bool of the
-        envs `env_ids` (default: all N in order); the other envs' state is untouched."""
+        envs `env_ids` (default: all N in order); the other envs' state is untouched.
+        prev_action (B,) int, for a policy with `prev_action`: what each env executed last
+        step (-1 where none)."""
         obs, start = np.ascontiguousarray(obs, np.uint8), np.asarray(episode_start, bool)
         rows = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, np.int64)
         if obs.shape[0] != len(rows) or start.shape != rows.shape:
@@ -208,7 +218,13 @@ class OnnxAgent:
                 f"expected obs and episode_start for {len(rows)} envs, got {obs.shape} and "
                 f"{start.shape}"
             )
-        feeds = dict(zip(self._inputs, [obs, *(s[rows] for s in self.state), start], strict=True))
+        extra = []
+        if self.config.prev_action:
+            if prev_action is None:
+                raise ValueError("this policy reads the previous action: pass prev_action (B,)")
+            extra = [np.asarray(prev_action, np.int64).reshape(len(rows))]
+        values = [obs, *(s[rows] for s in self.state), start, *extra]
+        feeds = dict(zip(self._inputs, values, strict=True))
         logits, *state = self.session.run(None, feeds)
         for s, new in zip(self.state, state, strict=True):
             s[rows] = new
@@ -216,5 +232,6 @@ class OnnxAgent:
 
     def act(self, obs, episode_start, info=None) -> np.ndarray:
         """Greedy actions (B,) int64 for the envs `info["env_id"]`: the Actor protocol."""
-        ids = (info or {}).get("env_id")
-        return self.logits(obs, episode_start, ids).argmax(-1).astype(np.int64)
+        info = info or {}
+        prev = previous_actions(self.config, info, episode_start)
+        return self.logits(obs, episode_start, info.get("env_id"), prev).argmax(-1).astype(np.int64)

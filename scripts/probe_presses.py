@@ -105,7 +105,7 @@ class PerStep(torch.nn.Module):
         self.policy = policy
         self.head = torch.nn.Linear(policy.conv_block.features, policy.config.n_actions)
 
-    def forward(self, obs, hx=None, episode_start=None):
+    def forward(self, obs, hx=None, episode_start=None, prev_action=None):
         return self.head(self.policy.encode(obs)), hx
 
 

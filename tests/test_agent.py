@@ -123,3 +123,30 @@ def test_without_onnxruntime_auto_runs_torch_and_onnx_is_refused(policy, monkeyp
     assert isinstance(agent_module.make_agent(policy, 2, runtime="auto"), StatefulAgent)
     with pytest.raises(ValueError, match=r"runtime onnx needs onnxruntime: pip install"):
         agent_module.make_agent(policy, 2, runtime="onnx")
+
+
+def test_a_prev_action_agent_reads_info_action_and_steps_as_one_sequence_pass():
+    from cfcclone.agent import previous_actions
+
+    torch.manual_seed(0)
+    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=16, prev_action=True))
+    policy.eval()
+    obs, steps = _frames(2, 8), 8
+    executed = torch.randint(0, 4, (2, steps), generator=torch.Generator().manual_seed(1))
+    prev = torch.cat([torch.full((2, 1), -1), executed[:, :-1]], 1)
+    starts = torch.zeros(2, steps, dtype=torch.bool)
+    starts[:, 0] = starts[1, 5] = True
+    with torch.no_grad():
+        whole, _ = policy(obs, None, starts, prev)
+    agent, stepper = StatefulAgent(policy, num_envs=2), StatefulAgent(policy, num_envs=2)
+    for t in range(steps):
+        info = {} if t == 0 else {"action": executed[:, t - 1].numpy()}  # reset: none
+        greedy = agent.act(obs[:, t].numpy(), starts[:, t].numpy(), info)
+        assert np.array_equal(greedy, whole[:, t].argmax(-1).numpy())
+        logits = stepper.step(obs[:, t], starts[:, t].numpy(), None, prev[:, t])
+        torch.testing.assert_close(logits, whole[:, t], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="the env's info has no 'action'"):
+        previous_actions(policy.config, {}, np.array([True, False]))
+    got = previous_actions(policy.config, {"action": np.array([2, 3])}, np.array([True, False]))
+    assert got.tolist() == [-1, 3]
+    assert previous_actions(PolicyConfig(n_actions=4), {}, np.array([False])) is None

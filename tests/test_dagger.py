@@ -32,20 +32,21 @@ def _always(action: int) -> ConvCfC:
 
 
 def _replay(seed: int, steps: int):
-    """One env of the vector env, replayed alone: the student's states and the tracker's
-    labels of them, where the student always waits (NOOP)."""
+    """One env of the vector env, replayed alone: the student's states, the tracker's labels
+    of them and what ALE executed, where the student always waits (NOOP)."""
     env, expert = make_env(**SHORT.to_dict()), make_expert("tracker", "breakout")
     obs, info = env.reset(seed=seed)
-    frames, labels, start = [], [], True
+    frames, labels, executed, start = [], [], [], True
     for _ in range(steps):
         label = expert.act(obs[None], np.array([start]), {"ram": info["ram"][None]})[0]
         frames.append(obs[-1])
         obs, _, term, trunc, info = env.step(NOOP)
         labels.append(info["action"] if info["action"] != NOOP else label)
+        executed.append(info["action"])
         start = False
         if term or trunc:
             break
-    return np.stack(frames), np.array(labels)
+    return np.stack(frames), np.array(labels), np.array(executed)
 
 
 def test_the_aggregated_data_holds_the_students_states_with_expert_labels(tmp_path):
@@ -62,10 +63,13 @@ def test_the_aggregated_data_holds_the_students_states_with_expert_labels(tmp_pa
     for i in range(n):
         frames = np.load(shards[f"r01-e{i:03d}-00000"] / "frames.npy")
         actions = np.load(shards[f"r01-e{i:03d}-00000"] / "actions.npy")
-        want_frames, want_labels = _replay(seed + i, 1000)
+        executed = np.load(shards[f"r01-e{i:03d}-00000"] / "executed.npy")
+        want_frames, want_labels, want_executed = _replay(seed + i, 1000)
         assert 100 < len(frames) == len(want_frames) <= 150
         np.testing.assert_array_equal(frames, want_frames)  # the states the student visited
         np.testing.assert_array_equal(actions, want_labels)  # labelled by the expert
+        np.testing.assert_array_equal(executed, want_executed)  # what the student played
+        assert set(executed.tolist()) == {NOOP, FIRE} and (executed != actions).any()
         assert actions[:FIRE_STEPS].tolist() == [1] * FIRE_STEPS  # the served FIRE, as collected
         meta = json.loads((shards[f"r01-e{i:03d}-00001"] / "meta.json").read_text())
         assert meta["steps"] == 180 - len(frames) and meta["segments"][0]["complete"] is False

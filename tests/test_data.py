@@ -49,11 +49,14 @@ def test_dataset_stacks_equal_the_env_observations(dataset_dir):
         seen.append(obs)
     seen = np.stack(seen)
     for start in (0, 1, 2, 40, seg.length - 32):
-        frames, acts, episode_start = ds.window(1, start)
+        frames, acts, episode_start, prev = ds.window(1, start)
         stacks = expand_stacks(torch.from_numpy(frames)[None])[0].numpy()
         np.testing.assert_array_equal(stacks, seen[start : start + 32])
         np.testing.assert_array_equal(acts, actions[start : start + 32])
         assert episode_start.tolist() == [start == 0] + [False] * 31
+        # collected data: the labels are what ALE executed, so each step's previous action is
+        # the label before it (none at the episode's first step)
+        np.testing.assert_array_equal(prev, np.r_[-1, actions][start : start + 32])
 
 
 def test_items_and_batches_agree(dataset_dir):
@@ -278,7 +281,42 @@ def test_streams_play_whole_episodes_back_to_back(tmp_path):
             k = next(k for k, r in enumerate(reference) if torch.equal(r[: hi - lo], obs[lo:hi]))
             assert hi - lo == lengths[k] or hi == len(start)
             assert actions[lo:hi].tolist() == ds.actions(k, 0, hi - lo).tolist()
+            prev = torch.cat([b.prev_actions[row] for b in batches])[lo:hi]
+            assert prev.tolist() == [-1, *ds.actions(k, 0, hi - lo - 1).tolist()]
     assert crossed > 0  # some windows ran from one episode into the next
+
+
+def test_a_shard_keeps_the_executed_actions_beside_the_labels_and_windows_read_them(tmp_path):
+    from test_ncps_format import MEANINGS
+
+    from cfcclone.data.format import EpisodeWriter, open_shard
+    from cfcclone.data.manifest import Manifest
+    from cfcclone.envs import EnvConfig
+
+    writer = EpisodeWriter(tmp_path, 2, lambda env, count: f"e{env}-{count}")
+    obs = np.zeros((2, 4, 84, 84), np.uint8)
+    labels, executed = np.array([[1, 2], [3, 3], [2, 0], [0, 1]]), np.array([[0, 2], [3, 1]])
+    for t in range(2):
+        writer.add(obs, labels[t], np.zeros(2), executed=executed[t])
+    for t in range(2, 4):
+        writer.add(obs[:1], labels[t, :1], np.zeros(1), env_ids=[1], executed=labels[t, :1])
+    with pytest.raises(ValueError, match="env 1: executed actions given for some steps"):
+        writer.add(obs[:1], labels[0, :1], np.zeros(1), env_ids=[1])
+    writer.end(0, complete=True)
+    writer.end(1, complete=True)
+    meta, arrays = open_shard(tmp_path / "shards" / "e1-0")
+    assert arrays["executed"].tolist() == [2, 1, 2, 0]
+    assert arrays["actions"].tolist() == [2, 3, 2, 0]
+    assert set(meta["sha256"]) == {"frames", "actions", "rewards", "executed"}
+    Manifest("breakout", EnvConfig(), MEANINGS, "dagger", source="synthetic").summarized(
+        tmp_path
+    ).write(tmp_path)
+    ds = SequenceDataset(tmp_path, seq_len=2, split="all")
+    by_length = sorted(range(len(ds.segments)), key=lambda k: ds.segments[k][1].length)
+    short, long = by_length
+    assert ds.prev_actions(long, 0, 4).tolist() == [-1, 2, 1, 2]  # executed, not the labels
+    assert ds.prev_actions(short, 0, 2).tolist() == [-1, 0]
+    assert ds.actions(long, 0, 4).tolist() == [2, 3, 2, 0]
 
 
 def test_streams_refuse_windows_that_do_not_start_episodes(dataset_dir, tmp_path):

@@ -65,7 +65,7 @@ def test_a_ddp_step_equals_one_process_over_the_same_global_batch(follower_data,
                        nprocs=2, start_method="spawn")  # fmt: skip
     ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
     batch = Batch(*(torch.from_numpy(np.concatenate([r[k] for r in ranks])) for k in
-                    ("frames", "actions", "episode_start")))  # fmt: skip
+                    ("frames", "actions", "episode_start", "prev_actions")))  # fmt: skip
     single = Trainer(recipe(follower_data, tmp_path / "single"))
     assert single.local_batch == 4 and len(batch.actions) == 4
     loss, acc = single.train_step(batch)

@@ -1,5 +1,6 @@
 """ONNX export of the recurrent step, onnxruntime's agent, and SB3-style `predict`."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from cfcclone import ConvCfC, PolicyConfig, StatefulAgent, make_vector_env
+from cfcclone.agent import previous_actions
 from cfcclone.checkpoint import save_policy
 from cfcclone.cli import main
 from cfcclone.envs import EnvConfig
@@ -40,8 +42,9 @@ class Both:
         self.agent, self.runtime, self.steps = agent, runtime, 0
 
     def act(self, obs, episode_start, info):
-        ours = self.agent.step(obs, episode_start).numpy()
-        theirs = self.runtime.logits(obs, episode_start)
+        prev = previous_actions(self.agent.config, info, episode_start)
+        ours = self.agent.step(obs, episode_start, None, prev).numpy()
+        theirs = self.runtime.logits(obs, episode_start, None, prev)
         np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
         assert (theirs.argmax(-1) == ours.argmax(-1)).all()
         self.steps += 1
@@ -58,8 +61,9 @@ class Both:
         dict(encoder="nature", mode="pure"),
         dict(encoder="nature", mode="no_gate", backbone_units=32, backbone_layers=2),
         dict(encoder="nature", skip_head=True),
+        dict(encoder="nature", skip_head=True, prev_action=True),
     ],
-    ids=["tutorial", "nature", "impala", "mixed", "pure", "no_gate", "skip_head"],
+    ids=["tutorial", "nature", "impala", "mixed", "pure", "no_gate", "skip_head", "prev_action"],
 )
 def test_onnx_steps_equal_torch_over_a_rollout_with_resets(tmp_path, policy):
     path = _checkpoint(tmp_path, **policy)
@@ -124,15 +128,16 @@ def test_the_shipped_checkpoint_and_its_export_score_the_same(tmp_path):
     assert ours.lengths == theirs.lengths == in_memory.lengths
 
 
-@pytest.mark.parametrize("mixed", [False, True])
-def test_predict_with_the_state_passed_back_equals_the_agent(tmp_path, mixed):
+@pytest.mark.parametrize("mixed, prev", [(False, False), (True, False), (False, True)])
+def test_predict_with_the_state_passed_back_equals_the_agent(tmp_path, mixed, prev):
     torch.manual_seed(0)
-    policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature", units=8, mixed_memory=mixed))
-    policy.eval()
+    config = PolicyConfig(n_actions=4, encoder="nature", units=8, mixed_memory=mixed)
+    policy = ConvCfC(dataclasses.replace(config, prev_action=prev)).eval()
     env = make_vector_env(num_envs=3, config=SHORT)
     agent, state, seen = StatefulAgent(policy, 3), None, 0
     for i, t in enumerate(rollout(env, agent, seed=2)):
-        actions, state = policy.predict(t.obs, state, t.episode_start)
+        last = previous_actions(policy.config, t.info, t.episode_start)  # None without prev
+        actions, state = policy.predict(t.obs, state, t.episode_start, prev_action=last)
         assert (actions == t.actions).all()
         assert isinstance(state, tuple) == mixed
         seen += int(t.episode_start[1:].any()) if i else 0
@@ -140,7 +145,7 @@ def test_predict_with_the_state_passed_back_equals_the_agent(tmp_path, mixed):
             break
     env.close()
     assert seen >= 1  # resets happened inside the rollout
-    one, _ = policy.predict(t.obs[0])  # one observation: one action, a fresh state
+    one, _ = policy.predict(t.obs[0], prev_action=-1 if prev else None)  # a fresh state
     assert isinstance(one, np.integer)
 
 

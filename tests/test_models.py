@@ -1,5 +1,7 @@
 """ConvCfC and its encoders: shapes, the tutorial's exact parameters, and input checks."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -46,6 +48,35 @@ def test_the_skip_head_adds_a_linear_readout_of_the_features_to_the_cfc_logits()
     torch.testing.assert_close(ours, base + readout)
     torch.testing.assert_close(h1, h0)
     assert readout.abs().min() > 0
+
+
+def test_prev_action_feeds_a_one_hot_of_the_executed_action_none_at_a_start():
+    torch.manual_seed(0)
+    config = PolicyConfig(n_actions=4, encoder="nature", units=8, skip_head=True)
+    policy = ConvCfC(dataclasses.replace(config, prev_action=True)).eval()
+    assert policy.rnn.rnn_cell.backbone[0].in_features == 512 + 4 + 8  # features, one-hot, state
+    assert policy.skip.in_features == 512 + 4
+    obs, starts = _obs(2, 6), torch.zeros(2, 6, dtype=torch.bool)
+    starts[:, 0] = starts[1, 3] = True
+    prev = torch.tensor([[2, 1, 3, 0, 2, 2], [-1, 3, 3, 1, 0, 1]])
+    with pytest.raises(ValueError, match="reads the previous action"):
+        policy(obs, None, starts)
+    with pytest.raises(ValueError, match=r"expected prev_action \(2, 6\) int64, got \(2, 5\)"):
+        policy(obs, None, starts, prev[:, :5])
+    with torch.no_grad():
+        ours, _ = policy(obs, None, starts, prev)
+        none = prev.clone()
+        none[:, 0] = none[1, 3] = -1  # where an episode starts the action is read as none
+        torch.testing.assert_close(policy(obs, None, starts, none)[0], ours)
+        other = prev.clone()
+        other[0, 1:] = (other[0, 1:] + 1) % 4
+        moved = policy(obs, None, starts, other)[0]
+    torch.testing.assert_close(moved[1], ours[1])  # rows are independent
+    assert (moved[0, 1:] - ours[0, 1:]).abs().min() > 0  # each step reads its own input
+    torch.testing.assert_close(moved[0, 0], ours[0, 0])
+    plain = ConvCfC(config)  # a policy without it ignores the argument
+    with torch.no_grad():
+        torch.testing.assert_close(plain(obs, None, starts, prev)[0], plain(obs, None, starts)[0])
 
 
 def test_tutorial_parameter_count():

@@ -53,12 +53,14 @@ def expand_stacks(
 
 @dataclass
 class Batch:
-    """frames (B, T+stack-1, H, W) uint8, actions (B, T) int64, episode_start (B, T) bool:
-    the stack size is what the frames hold beyond the steps."""
+    """frames (B, T+stack-1, H, W) uint8, actions (B, T) int64, episode_start (B, T) bool,
+    prev_actions (B, T) int64: the action ALE executed at the step before each (-1 where none,
+    at an episode's first step). The stack size is what the frames hold beyond the steps."""
 
     frames: torch.Tensor
     actions: torch.Tensor
     episode_start: torch.Tensor
+    prev_actions: torch.Tensor
 
     def to(self, device, non_blocking: bool = False) -> Batch:
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in vars(self).values()))
@@ -106,12 +108,14 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.action_meanings = list(self.manifest.action_meanings)
         self.stack = self.env_config.stack
         self._frames, self._actions, self._rewards, rows = [], [], [], []
+        self._executed = []  # the labels where a shard keeps no executed actions
         n_actions = len(self.action_meanings)
         for i, shard_dir in enumerate(self.manifest.shard_dirs(self.root)):
             meta, arrays = open_shard(shard_dir, n_actions, verify)
             self._frames.append(arrays["frames"])
             self._actions.append(arrays["actions"])
             self._rewards.append(arrays["rewards"])
+            self._executed.append(arrays.get("executed", arrays["actions"]))
             rows += [(i, s) for s in meta["segments"]]
         if not rows:
             raise DatasetError(f"{self.root}: no finished shards")
@@ -166,19 +170,36 @@ class SequenceDataset(torch.utils.data.Dataset):
         first = seg.step_offset + start
         return self._actions[shard][first : first + steps].astype(np.int64)
 
-    def window(self, k: int, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frames (T+stack-1, H, W), actions (T,) and episode_start (T,) of one window."""
+    def prev_actions(self, k: int, start: int, steps: int) -> np.ndarray:
+        """(steps,) int64: the action executed at the step before each of `steps` steps from
+        step `start` of segment k; -1 before the segment's first step (an episode's start, or
+        unknown before an imported window)."""
+        shard, seg = self.segments[k]
+        first = seg.step_offset + start
+        prev = np.full(steps, -1, np.int64)
+        lo = 1 if start == 0 else 0
+        prev[lo:] = self._executed[shard][first - 1 + lo : first + steps - 1]
+        return prev
+
+    def window(self, k: int, start: int) -> tuple[np.ndarray, ...]:
+        """Frames (T+stack-1, H, W), actions (T,), episode_start (T,) and prev_actions (T,) of
+        one window."""
         seg = self.segments[k][1]
         if not 0 <= start <= seg.length - self.seq_len:
             raise IndexError(f"window at {start} does not fit a segment of {seg.length} steps")
         episode_start = np.zeros(self.seq_len, dtype=bool)
         episode_start[0] = start == 0 and seg.episode_start
         t = self.seq_len
-        return self.frames(k, start, t), self.actions(k, start, t), episode_start
+        return (
+            self.frames(k, start, t),
+            self.actions(k, start, t),
+            episode_start,
+            self.prev_actions(k, start, t),
+        )
 
     def __getitem__(self, i: int):
         k, start = self._windows[i]
-        frames, actions, episode_start = self.window(int(k), int(start))
+        frames, actions, episode_start, _ = self.window(int(k), int(start))
         obs = expand_stacks(torch.from_numpy(frames)[None], stack=self.stack)[0].contiguous()
         return obs, torch.from_numpy(actions), torch.from_numpy(episode_start)
 
@@ -204,11 +225,11 @@ class SequenceDataset(torch.utils.data.Dataset):
     def collate(self, windows) -> Batch:
         b, t, h = len(windows), self.seq_len, self.env_config.screen_size
         frames = np.empty((b, t + self.stack - 1, h, h), dtype=np.uint8)
-        actions = np.empty((b, t), dtype=np.int64)
+        actions, prev = np.empty((b, t), dtype=np.int64), np.empty((b, t), dtype=np.int64)
         starts = np.empty((b, t), dtype=bool)
         for j, (k, start) in enumerate(windows):
-            frames[j], actions[j], starts[j] = self.window(int(k), int(start))
-        return Batch(torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(starts))
+            frames[j], actions[j], starts[j], prev[j] = self.window(int(k), int(start))
+        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
 
     def action_counts(self) -> np.ndarray:
         counts = np.zeros(len(self.action_meanings), dtype=np.int64)
@@ -262,7 +283,7 @@ class EpisodeStreams:
     def _draw(self) -> int:
         return int(self.rng.choice(len(self._odds), p=self._odds))
 
-    def _row(self, b: int, frames, actions, starts) -> None:
+    def _row(self, b: int, frames, actions, starts, prev) -> None:
         """Fill one row with its next T steps, crossing into new episodes as they come."""
         ds, t = self.dataset, 0
         while t < ds.seq_len:
@@ -275,6 +296,7 @@ class EpisodeStreams:
             else:  # the stacks of a new episode are padded by the gather in expand_stacks
                 frames[t + ds.stack - 1 : t + ds.stack - 1 + n] = chunk[ds.stack - 1 :]
             actions[t : t + n] = ds.actions(k, pos, n)
+            prev[t : t + n] = ds.prev_actions(k, pos, n)
             starts[t] = pos == 0
             t, self.position[b] = t + n, pos + n
             if self.position[b] == seg.length:
@@ -284,11 +306,11 @@ class EpisodeStreams:
         ds, b = self.dataset, len(self.segment)
         h = ds.env_config.screen_size
         frames = np.empty((b, ds.seq_len + ds.stack - 1, h, h), np.uint8)
-        actions = np.empty((b, ds.seq_len), np.int64)
+        actions, prev = np.empty((b, ds.seq_len), np.int64), np.empty((b, ds.seq_len), np.int64)
         starts = np.zeros((b, ds.seq_len), bool)
         for row in range(b):
-            self._row(row, frames[row], actions[row], starts[row])
-        return Batch(torch.from_numpy(frames), torch.from_numpy(actions), torch.from_numpy(starts))
+            self._row(row, frames[row], actions[row], starts[row], prev[row])
+        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
 
 
 def _starts(length: int, seq_len: int) -> list[int]:

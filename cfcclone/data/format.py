@@ -2,8 +2,11 @@
 
     DIR/manifest.json            a `Manifest`: game, EnvConfig, expert, seeds, counts, checksums
     DIR/shards/<name>/frames.npy (F, 84, 84) uint8, single preprocessed frames
-    DIR/shards/<name>/actions.npy (S,) uint8, the action ALE executed at each step
+    DIR/shards/<name>/actions.npy (S,) uint8, each step's label: the action ALE executed
+                                 (collected data) or the expert's at the student's state (DAgger)
     DIR/shards/<name>/rewards.npy (S,) float32, the unclipped reward of each step
+    DIR/shards/<name>/executed.npy (S,) uint8, optional: the action ALE executed, where the
+                                 label is another (DAgger); a policy with `prev_action` reads it
     DIR/shards/<name>/meta.json  its segments, with the sha256 of each array file
 
 A shard holds one or more segments. A segment is a run of consecutive steps of one episode:
@@ -36,6 +39,9 @@ import numpy as np
 from cfcclone import atomic
 
 ARRAYS = ("frames", "actions", "rewards")
+OPTIONAL = ("executed",)
+"""Arrays a shard may hold (by its meta's checksums); where `executed` is absent the labels
+are the executed actions."""
 
 
 class DatasetError(ValueError):
@@ -78,16 +84,20 @@ def write_shard(
     rewards: np.ndarray,
     segments: list[Segment],
     game: str | None = None,
+    executed: np.ndarray | None = None,
 ) -> dict:
     """Write one shard atomically under root/shards/name; returns its meta. `game`, where
-    given, is recorded in the meta, so a shard knows where it came from."""
-    _check_arrays(name, frames, actions, rewards, segments)
+    given, is recorded in the meta, so a shard knows where it came from; `executed` (S,), the
+    actions ALE executed where they differ from the labels `actions` (DAgger)."""
+    _check_arrays(name, frames, actions, rewards, segments, executed)
     shards = Path(root) / "shards"
     arrays = {
         "frames": frames.astype(np.uint8, copy=False),
         "actions": actions.astype(np.uint8, copy=False),
         "rewards": rewards.astype(np.float32, copy=False),
     }
+    if executed is not None:
+        arrays["executed"] = executed.astype(np.uint8, copy=False)
     with atomic.atomic_path(shards / name, directory=True, overwrite=False) as tmp:
         for key, arr in arrays.items():
             with open(tmp / f"{key}.npy", "wb") as f:
@@ -99,14 +109,14 @@ def write_shard(
             "frames": int(len(frames)),
             "steps": int(len(actions)),
             "segments": [asdict(s) for s in segments],
-            "sha256": {key: sha256(tmp / f"{key}.npy") for key in ARRAYS},
+            "sha256": {key: sha256(tmp / f"{key}.npy") for key in arrays},
             **({} if game is None else {"game": game}),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
     return meta
 
 
-def _check_arrays(name, frames, actions, rewards, segments) -> None:
+def _check_arrays(name, frames, actions, rewards, segments, executed=None) -> None:
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise DatasetError(
             f"shard {name}: expected frames (F, H, W) uint8, got {frames.shape} {frames.dtype}"
@@ -115,10 +125,13 @@ def _check_arrays(name, frames, actions, rewards, segments) -> None:
         raise DatasetError(
             f"shard {name}: actions {actions.shape} and rewards {rewards.shape} differ"
         )
-    if actions.size and (actions.min() < 0 or actions.max() > 255):
+    if executed is not None and executed.shape != actions.shape:
         raise DatasetError(
-            f"shard {name}: actions must fit uint8, got {actions.min()}..{actions.max()}"
+            f"shard {name}: executed actions {executed.shape} and actions {actions.shape} differ"
         )
+    for key, a in (("actions", actions), ("executed actions", executed)):
+        if a is not None and a.size and (a.min() < 0 or a.max() > 255):
+            raise DatasetError(f"shard {name}: {key} must fit uint8, got {a.min()}..{a.max()}")
     frames_used = sum(s.prefix + s.length for s in segments)
     steps_used = sum(s.length for s in segments)
     if frames_used != len(frames) or steps_used != len(actions):
@@ -156,12 +169,13 @@ def open_shard(
     shard_dir: Path, n_actions: int | None = None, verify: bool = False
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """Memory-map one shard's arrays and check them: their shapes always, the sha256 of the
-    small arrays (actions, rewards) always, that every action is below `n_actions`, and the
-    sha256 of the frames with `verify`. Raises DatasetError naming the file."""
+    small arrays (actions, rewards, executed) always, that every action is below `n_actions`,
+    and the sha256 of the frames with `verify`. Raises DatasetError naming the file. The
+    optional arrays (`OPTIONAL`) are in `arrays` where the shard has them."""
     shard_dir = Path(shard_dir)
     meta = read_shard_meta(shard_dir)
     arrays = {}
-    for key in ARRAYS:
+    for key in ARRAYS + tuple(k for k in OPTIONAL if k in meta["sha256"]):
         path = shard_dir / f"{key}.npy"
         if (verify or key != "frames") and sha256(path) != meta["sha256"].get(key):
             raise DatasetError(f"{path}: checksum mismatch; the file is corrupt")
@@ -169,16 +183,17 @@ def open_shard(
             arrays[key] = np.load(path, mmap_mode="r", allow_pickle=False)
         except Exception as e:  # OSError, ValueError, a corrupt header's TokenError, ...
             raise DatasetError(f"{path}: unreadable array ({type(e).__name__}: {e})") from None
-    expected = {"frames": meta["frames"], "actions": meta["steps"], "rewards": meta["steps"]}
-    for key, n in expected.items():
-        if len(arrays[key]) != n:
-            raise DatasetError(f"{shard_dir / key}.npy: expected {n} rows, got {len(arrays[key])}")
-    actions = arrays["actions"]
-    if n_actions is not None and len(actions) and int(actions.max()) >= n_actions:
-        raise DatasetError(
-            f"{shard_dir / 'actions.npy'}: action {int(actions.max())} is outside the game's "
-            f"{n_actions} actions; the shard is corrupt or from another game"
-        )
+    for key, arr in arrays.items():
+        n = meta["frames"] if key == "frames" else meta["steps"]
+        if len(arr) != n:
+            raise DatasetError(f"{shard_dir / key}.npy: expected {n} rows, got {len(arr)}")
+    for key in ("actions", "executed"):
+        a = arrays.get(key)
+        if n_actions is not None and a is not None and len(a) and int(a.max()) >= n_actions:
+            raise DatasetError(
+                f"{shard_dir / key}.npy: action {int(a.max())} is outside the game's "
+                f"{n_actions} actions; the shard is corrupt or from another game"
+            )
     return meta, arrays
 
 
@@ -199,8 +214,9 @@ class EpisodeWriter:
 
     `add` takes each step's observations (B, stack, H, W) (their newest frames are stored),
     the actions to record (B,) and the rewards (B,) of the envs `env_ids` (default: all N in
-    order); `names(env, count)` names env's count-th shard. Collection and DAgger write
-    through it.
+    order), and, where the recorded actions are labels other than what ALE executed (DAgger),
+    the `executed` actions (B,); `names(env, count)` names env's count-th shard. Collection
+    and DAgger write through it.
     """
 
     def __init__(self, root, num_envs: int, names, split: str | None = None, game=None):
@@ -208,14 +224,26 @@ class EpisodeWriter:
         self.frames: list[list] = [[] for _ in range(num_envs)]
         self.actions: list[list] = [[] for _ in range(num_envs)]
         self.rewards: list[list] = [[] for _ in range(num_envs)]
+        self.executed: list[list] = [[] for _ in range(num_envs)]
         self.count = [0] * num_envs
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, env_ids=None) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        env_ids=None,
+        executed: np.ndarray | None = None,
+    ) -> None:
         ids = range(len(obs)) if env_ids is None else env_ids
         for k, i in enumerate(ids):
+            if self.actions[i] and bool(self.executed[i]) != (executed is not None):
+                raise ValueError(f"env {i}: executed actions given for some steps, not all")
             self.frames[i].append(obs[k, -1])
             self.actions[i].append(int(actions[k]))
             self.rewards[i].append(float(rewards[k]))
+            if executed is not None:
+                self.executed[i].append(int(executed[k]))
 
     def steps(self, i: int) -> int:
         """Steps buffered for env i."""
@@ -243,7 +271,8 @@ class EpisodeWriter:
             rewards,
             [segment],
             self.game,
+            np.asarray(self.executed[i]) if self.executed[i] else None,
         )
-        self.frames[i], self.actions[i], self.rewards[i] = [], [], []
+        self.frames[i], self.actions[i], self.rewards[i], self.executed[i] = [], [], [], []
         self.count[i] += 1
         return meta

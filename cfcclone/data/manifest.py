@@ -59,7 +59,7 @@ class Manifest(Config):
     minari: dict | None = None
     """Minari import: the dataset id, its env id, Minari version and observation kind."""
     shards: dict = field(default_factory=dict)
-    """Shard name -> sha256 of its frames, actions and rewards."""
+    """Shard name -> sha256 of its frames, actions and rewards (and executed, where kept)."""
     frames_stored: int = 0
     steps: int = 0
     segments: int = 0

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from ncps.torch import CfC
 
 from cfcclone.config import Config, check
@@ -55,6 +56,11 @@ class PolicyConfig(Config):
     """Add a linear readout of the encoder's features to the CfC's logits. On the Pong
     planner's data the ConvCfC alone predicted no paddle move in 1,500 steps (3 seeds); with
     this head it learned them as the CNN with a linear head does (scripts/probe_presses.py)."""
+    prev_action: bool = False
+    """Also feed the CfC (and the skip head) a one-hot of the action ALE executed at the step
+    before (zeros at an episode's first step), as R2D2's and IMPALA's recurrent agents take it.
+    On the Pong planner's exact state it lifted a DAgger clone from 12.6 to 15.7 at round 5
+    (scripts/probe_state.py --prev-action)."""
     stack: int = field(default=4, metadata={"derived": True})
     """Frames per observation (from the env)."""
     screen_size: int = field(default=84, metadata={"derived": True})
@@ -111,8 +117,9 @@ class ConvCfC(nn.Module):
         self.bf16 = False
         """Whether the encoder runs under bf16 autocast (`use_bf16`)."""
         self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
+        inputs = self.conv_block.features + config.n_actions * config.prev_action
         self.rnn = CfC(
-            self.conv_block.features,
+            inputs,
             config.units,
             proj_size=config.n_actions,
             batch_first=True,
@@ -121,8 +128,7 @@ class ConvCfC(nn.Module):
             backbone_units=config.backbone_units,
             backbone_layers=config.backbone_layers,
         )
-        features = self.conv_block.features
-        self.skip = nn.Linear(features, config.n_actions) if config.skip_head else None
+        self.skip = nn.Linear(inputs, config.n_actions) if config.skip_head else None
 
     def check_obs(self, obs: torch.Tensor, ndim: int) -> None:
         """Raise a ValueError unless obs is uint8 with this model's frame shape and `ndim` dims."""
@@ -162,15 +168,44 @@ class ConvCfC(nn.Module):
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             return self.conv_block(x).float().reshape(b, t, -1)
 
-    def forward(self, obs: torch.Tensor, hx=None, episode_start: torch.Tensor | None = None):
+    def forward(
+        self,
+        obs: torch.Tensor,
+        hx=None,
+        episode_start: torch.Tensor | None = None,
+        prev_action: torch.Tensor | None = None,
+    ):
         """obs (B, T, stack, H, W) uint8 -> logits (B, T, n_actions), hx.
 
         episode_start (B, T) bool, optional: the state is zeroed before each step where it is
         True, so a sequence may run across episode boundaries (as the agent's state does).
+        prev_action (B, T) int64, for a policy with `prev_action` (ignored by others): the
+        action executed at the step before each, -1 where none; it is read as none where
+        episode_start is True.
         """
         features = self.encode(obs)
+        if self.config.prev_action:
+            features = torch.cat([features, self._one_hot(prev_action, episode_start, obs)], -1)
         logits, hx = self._core(features, hx, episode_start)
         return (logits if self.skip is None else logits + self.skip(features)), hx
+
+    def _one_hot(self, prev_action, episode_start, obs) -> torch.Tensor:
+        """(B, T, n_actions) float: prev_action one-hot, zeros where -1 or an episode starts."""
+        b, t, n = *obs.shape[:2], self.config.n_actions
+        if prev_action is None:
+            raise ValueError(
+                "this policy reads the previous action (prev_action): pass prev_action (B, T)"
+            )
+        if prev_action.shape != (b, t) or prev_action.dtype != torch.int64:
+            raise ValueError(
+                f"expected prev_action ({b}, {t}) int64, got {tuple(prev_action.shape)} "
+                f"{str(prev_action.dtype).replace('torch.', '')}"
+            )
+        known = prev_action >= 0
+        if episode_start is not None:
+            known = known & ~episode_start
+        hot = F.one_hot(prev_action.clamp(0, n - 1), n).float()
+        return hot * known[..., None]
 
     def _core(self, features, hx, episode_start):
         """The CfC over features (B, T, F): logits (B, T, n_actions), hx."""
@@ -195,13 +230,22 @@ class ConvCfC(nn.Module):
         return torch.cat(pieces, 1), hx
 
     @torch.inference_mode()
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+    def predict(
+        self,
+        observation,
+        state=None,
+        episode_start=None,
+        deterministic: bool = True,
+        prev_action=None,
+    ):
         """SB3-contrib's recurrent `predict`, in numpy: (actions (N,) int64, next state).
 
         observation (N, stack, 84, 84) uint8 (or one (stack, 84, 84)); `state` as returned by
         the last call (None: zeros); `episode_start` (N,) bool zeroes those envs' state first.
         `deterministic=False` samples from the softmax. The state is numpy (a pair of arrays
-        with mixed memory), so it can be kept anywhere between calls.
+        with mixed memory), so it can be kept anywhere between calls. `prev_action` (N,) int,
+        for a policy with `prev_action`: the action the env executed last step (`info["action"]`
+        of cfcclone's envs; -1 where none).
 
             state, start = None, np.ones(n, bool)
             actions, state = policy.predict(obs, state, start)
@@ -220,7 +264,10 @@ class ConvCfC(nn.Module):
                 else torch.as_tensor(state, device=device)
             )
         mask = torch.as_tensor(start.reshape(n, 1), device=device)
-        logits, hx = self(obs.to(device)[:, None], hx, mask)
+        prev = None
+        if prev_action is not None:
+            prev = torch.as_tensor(np.asarray(prev_action, np.int64).reshape(n, 1), device=device)
+        logits, hx = self(obs.to(device)[:, None], hx, mask, prev)
         logits = logits[:, 0].float()
         if deterministic:
             actions = logits.argmax(-1)

@@ -41,6 +41,7 @@ ARCHITECTURE = (
     "backbone_layers",
     "mixed_memory",
     "skip_head",
+    "prev_action",
 )
 
 

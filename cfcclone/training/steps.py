@@ -46,12 +46,13 @@ def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0, reduction
     the batch marks an episode start. The first `burn_in` steps run without gradients and
     only warm the state. Returns (loss, logits (N, A), labels (N,), final hx); the loss is
     the (weighted) mean over the steps, or with reduction="sum" their (weighted) sum."""
-    obs, starts, actions = batch.obs, batch.episode_start, batch.actions
+    obs, starts, actions, prev = batch.obs, batch.episode_start, batch.actions, batch.prev_actions
     if burn_in:
         with torch.no_grad():
-            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in])
+            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in], prev[:, :burn_in])
         obs, starts, actions = obs[:, burn_in:], starts[:, burn_in:], actions[:, burn_in:]
-    logits, hx = model(obs, hx, starts)
+        prev = prev[:, burn_in:]
+    logits, hx = model(obs, hx, starts, prev)
     logits = logits.reshape(-1, logits.shape[-1])
     labels = actions.reshape(-1)
     loss = F.cross_entropy(logits, labels, weight=weights, reduction=reduction)
