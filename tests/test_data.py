@@ -300,8 +300,9 @@ def test_a_shard_keeps_the_executed_actions_beside_the_labels_and_windows_read_t
         writer.add(obs, labels[t], np.zeros(2), executed=executed[t])
     for t in range(2, 4):
         writer.add(obs[:1], labels[t, :1], np.zeros(1), env_ids=[1], executed=labels[t, :1])
-    with pytest.raises(ValueError, match="env 1: executed actions given for some steps"):
-        writer.add(obs[:1], labels[0, :1], np.zeros(1), env_ids=[1])
+    with pytest.raises(ValueError, match="env 0: executed actions given for some steps"):
+        writer.add(obs, labels[0], np.zeros(2), env_ids=[0, 1])
+    assert writer.steps(0) == 2 and writer.steps(1) == 4  # neither env took the step
     writer.end(0, complete=True)
     writer.end(1, complete=True)
     meta, arrays = open_shard(tmp_path / "shards" / "e1-0")

@@ -236,9 +236,10 @@ class EpisodeWriter:
         executed: np.ndarray | None = None,
     ) -> None:
         ids = range(len(obs)) if env_ids is None else env_ids
-        for k, i in enumerate(ids):
+        for i in ids:  # checked before any is buffered: a refused step leaves nothing behind
             if self.actions[i] and bool(self.executed[i]) != (executed is not None):
                 raise ValueError(f"env {i}: executed actions given for some steps, not all")
+        for k, i in enumerate(ids):
             self.frames[i].append(obs[k, -1])
             self.actions[i].append(int(actions[k]))
             self.rewards[i].append(float(rewards[k]))
