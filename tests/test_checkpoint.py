@@ -146,6 +146,35 @@ def test_the_shipped_planner_checkpoint_is_round_12_of_truncated_bptt_dagger_fro
     assert Path(train.out).parent.name == "polish_stored" and train.seed == 3
 
 
+def test_the_shipped_pong_checkpoint_reads_its_previous_action_and_plays_pong():
+    import numpy as np
+
+    loaded = load_policy(CHECKPOINTS / "pong_planner_nature.safetensors")
+    assert loaded.env_config == EnvConfig(game="pong")  # `cfcclone eval CKPT` plays pong
+    policy, train = loaded.policy, loaded.train_config
+    assert policy.config.encoder == "nature" and policy.config.skip_head
+    assert policy.config.prev_action
+    assert policy.config.action_meanings[2:4] == ["RIGHT", "LEFT"]
+    # checkpoints/README.md's recipe: a pass over the aggregate a round, no class weights
+    assert (train.optim.lr, train.optim.schedule, train.optim.class_weights) == (
+        3e-4,
+        "cosine",
+        "none",
+    )
+    assert (train.batches_per_epoch, train.epochs, train.window.seq_len) == (0, 1, 16)
+    assert Path(train.out).parent.name == "dagger-prev"
+    env = make_vector_env("pong", 2, max_episode_frames=2000)
+    agent = StatefulAgent.for_env(policy, env)
+    obs, info = env.reset(seed=0)
+    start, moves = np.ones(2, bool), set()
+    for _ in range(300):
+        actions = agent.act(obs, start, info)
+        moves |= set(actions.tolist())
+        obs, _, term, trunc, info = env.step(actions)
+        start = term | trunc
+    assert {2, 3} <= moves  # it moves the paddle both ways
+
+
 @pytest.mark.parametrize(
     "change, why",
     [
