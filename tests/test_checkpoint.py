@@ -162,7 +162,8 @@ def test_the_shipped_pong_checkpoint_reads_its_previous_action_and_plays_pong():
         "none",
     )
     assert (train.batches_per_epoch, train.epochs, train.window.seq_len) == (0, 1, 16)
-    assert Path(train.out).parent.name == "dagger-prev"
+    assert Path(train.out).parent.name == "dagger-prev" and Path(train.out).name == "round07"
+    assert Path(train.init).parent.name == "round06"  # each round trains on from the last
     env = make_vector_env("pong", 2, max_episode_frames=2000)
     agent = StatefulAgent.for_env(policy, env)
     obs, info = env.reset(seed=0)
