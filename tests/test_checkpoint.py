@@ -90,24 +90,30 @@ def test_six_action_checkpoint_in_a_four_action_env_raises(tmp_path):
         StatefulAgent.for_env(load_policy(path).policy, make_vector_env("breakout", 2))
 
 
-def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
+def _actions_played(policy, game: str, steps: int, max_episode_frames: int) -> set:
+    """The actions a StatefulAgent of `policy` plays over `steps` steps of 2 envs of `game`."""
     import numpy as np
 
+    env = make_vector_env(game, 2, max_episode_frames=max_episode_frames)
+    agent = StatefulAgent.for_env(policy, env)
+    obs, info = env.reset(seed=0)
+    start, played = np.ones(2, bool), set()
+    for _ in range(steps):
+        actions = agent.act(obs, start, info)  # info: the previous action, where it is read
+        played |= set(actions.tolist())
+        obs, _, term, trunc, info = env.step(actions)
+        start = term | trunc
+    env.close()
+    return played
+
+
+def test_the_shipped_checkpoint_loads_strictly_and_plays_breakout():
     loaded = load_policy(CHECKPOINTS / "breakout_nature.safetensors")
     assert loaded.env_config == EnvConfig(game="breakout")  # the env defaults: what play uses
     assert loaded.train_config is None  # saved before checkpoints held their TrainConfig
     policy = loaded.policy
     assert policy.config.encoder == "nature" and not policy.training
-    env = make_vector_env("breakout", 2, max_episode_frames=400)
-    agent = StatefulAgent.for_env(policy, env)
-    obs, _ = env.reset(seed=0)
-    start, moves = np.ones(2, bool), set()
-    for _ in range(60):
-        actions = agent.act(obs, start)
-        moves |= set(actions.tolist())
-        obs, _, term, trunc, _ = env.step(actions)
-        start = term | trunc
-    assert {2, 3} <= moves  # it moves the paddle both ways
+    assert {2, 3} <= _actions_played(policy, "breakout", 60, 400)  # it moves the paddle both ways
 
 
 def test_the_shipped_tutorial_checkpoint_is_the_tutorial_model_and_recipe():
@@ -147,8 +153,6 @@ def test_the_shipped_planner_checkpoint_is_round_12_of_truncated_bptt_dagger_fro
 
 
 def test_the_shipped_pong_checkpoint_reads_its_previous_action_and_plays_pong():
-    import numpy as np
-
     loaded = load_policy(CHECKPOINTS / "pong_planner_nature.safetensors")
     assert loaded.env_config == EnvConfig(game="pong")  # `cfcclone eval CKPT` plays pong
     policy, train = loaded.policy, loaded.train_config
@@ -164,16 +168,7 @@ def test_the_shipped_pong_checkpoint_reads_its_previous_action_and_plays_pong():
     assert (train.batches_per_epoch, train.epochs, train.window.seq_len) == (0, 1, 16)
     assert Path(train.out).parent.name == "dagger-prev" and Path(train.out).name == "round07"
     assert Path(train.init).parent.name == "round06"  # each round trains on from the last
-    env = make_vector_env("pong", 2, max_episode_frames=2000)
-    agent = StatefulAgent.for_env(policy, env)
-    obs, info = env.reset(seed=0)
-    start, moves = np.ones(2, bool), set()
-    for _ in range(300):
-        actions = agent.act(obs, start, info)
-        moves |= set(actions.tolist())
-        obs, _, term, trunc, info = env.step(actions)
-        start = term | trunc
-    assert {2, 3} <= moves  # it moves the paddle both ways
+    assert {2, 3} <= _actions_played(policy, "pong", 300, 2000)  # it moves the paddle both ways
 
 
 @pytest.mark.parametrize(
