@@ -166,8 +166,9 @@ def test_the_shipped_pong_checkpoint_reads_its_previous_action_and_plays_pong():
         "none",
     )
     assert (train.batches_per_epoch, train.epochs, train.window.seq_len) == (0, 1, 16)
-    assert Path(train.out).parent.name == "dagger-prev" and Path(train.out).name == "round07"
-    assert Path(train.init).parent.name == "round06"  # each round trains on from the last
+    # round 4 of the DAgger run that went on from the earlier round 7, beta 0 (pure student)
+    assert Path(train.out).parent.name == "dagger-cont" and Path(train.out).name == "round04"
+    assert Path(train.init).parent.name == "round03"  # each round trains on from the last
     assert {2, 3} <= _actions_played(policy, "pong", 300, 2000)  # it moves the paddle both ways
 
 
