@@ -320,6 +320,24 @@ def test_a_shard_keeps_the_executed_actions_beside_the_labels_and_windows_read_t
     assert ds.actions(long, 0, 4).tolist() == [2, 3, 2, 0]
 
 
+def test_the_writer_keeps_each_newest_frame_not_a_view_of_the_callers_batch(tmp_path):
+    """A caller may reuse its observation buffer; each buffered step holds its own 84x84
+    frame, not a view that keeps (and follows) the whole (B, stack, 84, 84) batch."""
+    from cfcclone.data.format import EpisodeWriter, open_shard
+
+    writer = EpisodeWriter(tmp_path, 2, lambda env, count: f"e{env}-{count}")
+    obs = np.zeros((2, 4, 84, 84), np.uint8)
+    for t in range(3):
+        obs[0, -1], obs[1, -1] = 10 * t, 10 * t + 1  # the same buffer, refilled each step
+        writer.add(obs, np.zeros(2), np.zeros(2))
+    assert not any(np.shares_memory(frame, obs) for frame in writer.frames[0] + writer.frames[1])
+    writer.end(0, complete=True)
+    writer.end(1, complete=True)
+    for env in range(2):
+        frames = open_shard(tmp_path / "shards" / f"e{env}-0")[1]["frames"]
+        assert frames[:, 0, 0].tolist() == [env, 10 + env, 20 + env]
+
+
 def test_streams_refuse_windows_that_do_not_start_episodes(dataset_dir, tmp_path):
     from cfcclone.data.ncps_format import export_ncps, import_ncps
 

@@ -240,7 +240,7 @@ class EpisodeWriter:
             if self.actions[i] and bool(self.executed[i]) != (executed is not None):
                 raise ValueError(f"env {i}: executed actions given for some steps, not all")
         for k, i in enumerate(ids):
-            self.frames[i].append(obs[k, -1])
+            self.frames[i].append(obs[k, -1].copy())  # not a view: it would keep all of obs
             self.actions[i].append(int(actions[k]))
             self.rewards[i].append(float(rewards[k]))
             if executed is not None:
