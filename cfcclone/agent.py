@@ -42,10 +42,21 @@ def resolve_device(name: str | torch.device) -> torch.device:
         ) from None
 
 
-def check_policy_matches_env(policy, action_meanings: list[str]) -> None:
+def check_policy_matches_env(policy, action_meanings: list[str], action_spec=None) -> None:
     """Raise a ValueError if the actions of `policy` (a ConvCfC, or an agent with its
-    PolicyConfig as `.config`) are not the env's actions."""
+    PolicyConfig as `.config`) are not the env's (or dataset's) actions: their meanings and,
+    where given, their ActionSpec (a Box policy never plays a discrete env, nor the reverse)."""
     c = policy.config
+    if action_spec is not None and (c.action.is_box, c.action.dim) != (
+        action_spec.is_box,
+        action_spec.dim,
+    ):
+        raise ValueError(
+            f"policy acts in {c.action.describe(c.action_meanings)} but the env or data has "
+            f"{action_spec.describe(action_meanings)}"
+        )
+    if c.action.is_box:
+        return
     if c.n_actions != len(action_meanings):
         raise ValueError(
             f"policy has {c.n_actions} actions but the env has {len(action_meanings)} "
@@ -123,7 +134,7 @@ class StatefulAgent:
     @classmethod
     def for_env(cls, policy: ConvCfC, env, device="cpu", **kwargs) -> StatefulAgent:
         """An agent sized for `env` (one env or a vector env), after checking its actions."""
-        check_policy_matches_env(policy, env.action_meanings)
+        check_policy_matches_env(policy, env.action_meanings, getattr(env, "action_spec", None))
         return cls(policy, getattr(env, "num_envs", 1), device, **kwargs)
 
     @property
@@ -137,9 +148,12 @@ class StatefulAgent:
 
     def _to_device(self, obs, batch: int) -> torch.Tensor:
         obs = torch.as_tensor(obs)
-        if obs.dim() == 3 and batch == 1:
+        shape = self.policy.config.obs_shape
+        if obs.is_floating_point() and self.policy.config.obs_dtype == torch.float32:
+            obs = obs.float()  # numpy's float64 states
+        if obs.dim() == len(shape) and batch == 1:
             obs = obs.unsqueeze(0)
-        self.policy.check_obs(obs, 4)
+        self.policy.check_obs(obs, 1 + len(shape))
         if obs.shape[0] != batch:
             raise ValueError(f"expected obs for {batch} envs, got {obs.shape[0]}")
         return obs.to(self.device, non_blocking=True)
@@ -173,9 +187,10 @@ class StatefulAgent:
         """One CfC step of the envs `env_ids` (default: all N in order): zero their state where
         `episode_start`, advance it, and leave every other env's state untouched.
 
-        obs (B, stack, 84, 84) uint8 (numpy or torch), episode_start (B,) bool, env_ids (B,)
-        int; prev_action (B,) int, for a policy with `prev_action`: the action each env
-        executed last step (-1 where none). Returns logits (B, n_actions) float on the device.
+        obs (B, stack, 84, 84) uint8 or (B, stack, d) float (numpy or torch), episode_start
+        (B,) bool, env_ids (B,) int; prev_action (B,) int, for a policy with `prev_action`: the
+        action each env executed last step (-1 where none). Returns the policy's out (B, n)
+        float on the device: logits, or a Box action scaled to [-1, 1].
         """
         rows = self._rows(env_ids)
         batch = self.num_envs if rows is None else len(rows)
@@ -197,18 +212,14 @@ class StatefulAgent:
         return logits[:, 0]
 
     def act(self, obs, episode_start, info: dict | None = None) -> np.ndarray:
-        """Actions (B,) int64 for obs (B, stack, 84, 84) uint8 and episode_start (B,) bool of
-        the envs `info["env_id"]` (all N where info has none): the Actor protocol. A policy
-        with `prev_action` reads `info["action"]`, what each env executed last step."""
+        """Actions (B,) int64, or (B, a) float32 within a Box's bounds, for obs and
+        episode_start (B,) bool of the envs `info["env_id"]` (all N where info has none): the
+        Actor protocol. A policy with `prev_action` reads `info["action"]`, what each env
+        executed last step."""
         info = info or {}
         prev = previous_actions(self.config, info, episode_start)
-        logits = self.step(obs, episode_start, info.get("env_id"), prev)
-        if self.temperature == 0:
-            actions = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits.float() / self.temperature, -1)
-            actions = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
-        return actions.cpu().numpy().astype(np.int64)
+        out = self.step(obs, episode_start, info.get("env_id"), prev)
+        return self.policy.actions(out, self.temperature, self.generator).cpu().numpy()
 
 
 def previous_actions(config, info: dict, episode_start) -> np.ndarray | None:

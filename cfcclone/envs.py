@@ -25,6 +25,7 @@ first of the next episode. `cfcclone.rollout` is the one loop that steps them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import ale_py
@@ -48,7 +49,8 @@ class EnvConfig(Config):
     checkpoint so that evaluation replays the preprocessing the policy was trained on."""
 
     game: str = "breakout"
-    """ALE ROM name in snake_case: breakout, pong, space_invaders, ..."""
+    """ALE ROM name in snake_case (breakout, pong, ...), or any gymnasium env id (Hopper-v5,
+    CartPole-v1, ...): the ids with a version suffix are gymnasium's (`kind`)."""
     frame_skip: int = 4
     """Emulator frames per env step."""
     max_pool: bool = True
@@ -65,9 +67,33 @@ class EnvConfig(Config):
     """Replace the first actions of an episode and after a lost life by FIRE (see module doc)."""
     max_episode_frames: int = 108_000
     """Emulator frames before truncation (30 minutes of play)."""
+    obs_mask: list[int] | None = None
+    """gymnasium vector observations: the indices the student sees (a POMDP; e.g. 0 1 2 3 4,
+    Hopper-v5's positions). Data keeps the full observation; experts read it whole."""
+    pixels: bool = False
+    """gymnasium envs: observe rendered frames (grayscale, screen_size, stacked) instead of
+    the env's state, which experts still read (info["state"])."""
+    obs_noise: float = 0.0
+    """gymnasium vector observations: Gaussian noise of this std added to what the student
+    sees (a robustness check; experts read the clean state)."""
 
     def __post_init__(self):
         check(isinstance(self.game, str) and self.game != "", f"expected a game, got {self.game!r}")
+        check(
+            self.obs_mask is None
+            or (len(self.obs_mask) > 0 and all(is_int(i) and i >= 0 for i in self.obs_mask)
+                and len(set(self.obs_mask)) == len(self.obs_mask)),
+            f"expected obs_mask as distinct indices >= 0, got {self.obs_mask!r}",
+        )  # fmt: skip
+        check(
+            isinstance(self.obs_noise, (int, float)) and self.obs_noise >= 0,
+            f"expected obs_noise >= 0, got {self.obs_noise!r}",
+        )
+        check(
+            self.kind == "gym"
+            or (self.obs_mask is None and not self.pixels and not self.obs_noise),
+            f"obs_mask, pixels and obs_noise apply to gymnasium envs, not ALE's {self.game!r}",
+        )
         for name in ("frame_skip", "screen_size", "stack", "max_episode_frames"):
             value = getattr(self, name)
             check(is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
@@ -80,6 +106,11 @@ class EnvConfig(Config):
             f"expected sticky_actions in [0, 1], got {self.sticky_actions!r}",
         )
 
+    @property
+    def kind(self) -> str:
+        """ale (an ALE ROM name) or gym (a gymnasium id such as Hopper-v5)."""
+        return env_kind(self.game)
+
     def describe(self) -> str:
         """The game and every setting that differs from the default preprocessing, e.g.
         "breakout (max_pool=False, noop_max=0, sticky_actions=0.0, fire=False)"."""
@@ -90,6 +121,11 @@ class EnvConfig(Config):
             if getattr(self, f.name) != getattr(default, f.name)
         ]
         return f"{self.game} ({', '.join(changed) or 'the default preprocessing'})"
+
+
+def env_kind(game: str) -> str:
+    """gym for a gymnasium id ("Hopper-v5", "ALE/Pong-v5"), ale for an ALE ROM name."""
+    return "gym" if re.search(r"-v\d+$", game) else "ale"
 
 
 def is_int(value) -> bool:
@@ -118,19 +154,21 @@ def action_meanings(game: str) -> list[str]:
 
 
 class FrameStacker:
-    """The last `stack` frames of N envs, (N, stack, H, W) uint8, padded by the first frame.
+    """The last `stack` observations of N envs, (N, stack, *shape), padded by the first one:
+    frames (H, W) uint8, or state vectors (d,) float32.
 
-    `rows` are env ids (an int array); `frames` holds one frame per env of `rows`, in order."""
+    `rows` are env ids (an int array); `frames` holds one observation per env of `rows`."""
 
-    def __init__(self, num_envs: int, stack: int, size: int):
-        self.obs = np.zeros((num_envs, stack, size, size), dtype=np.uint8)
+    def __init__(self, num_envs: int, stack: int, size: int | tuple, dtype=np.uint8):
+        shape = (size, size) if isinstance(size, int) else tuple(size)
+        self.obs = np.zeros((num_envs, stack, *shape), dtype=dtype)
 
     def start(self, rows: np.ndarray, frames: np.ndarray) -> None:
-        """Begin new episodes in `rows`, frames (len(rows), H, W): every slot gets the frame."""
+        """Begin new episodes in `rows`, frames (len(rows), *shape): every slot gets it."""
         self.obs[rows] = frames[:, None]
 
     def push(self, rows: np.ndarray, frames: np.ndarray) -> None:
-        """Append frames (len(rows), H, W) to `rows`, dropping their oldest frame."""
+        """Append frames (len(rows), *shape) to `rows`, dropping their oldest."""
         self.obs[rows, :-1] = self.obs[rows, 1:]
         self.obs[rows, -1] = frames
 
@@ -239,6 +277,25 @@ class AtariEnv(gym.Wrapper):
         return self.stacker.obs[0].copy(), reward, terminated, truncated, self._info(info, executed)
 
 
-def make_env(game: str = "breakout", render_mode: str | None = None, **overrides) -> AtariEnv:
-    """One env with the tutorial's preprocessing. `overrides` are EnvConfig fields."""
-    return AtariEnv(EnvConfig(game=game, **overrides), render_mode=render_mode)
+def make_env(game: str = "breakout", render_mode: str | None = None, **overrides):
+    """One env: an ALE game with the tutorial's preprocessing, or a gymnasium id through
+    `cfcclone.gym_env.GymEnv` (stacked, masked or rendered as the config says). `overrides`
+    are EnvConfig fields."""
+    config = EnvConfig(game=game, **overrides)
+    if config.kind == "gym":
+        from cfcclone.gym_env import GymEnv
+
+        return GymEnv(config, render_mode=render_mode)
+    return AtariEnv(config, render_mode=render_mode)
+
+
+def env_specs(config: EnvConfig):
+    """(ObsSpec, ActionSpec, action meanings) of the env `config` names; a ValueError names
+    an unknown game or env id."""
+    from cfcclone.spaces import ActionSpec, ObsSpec
+
+    if config.kind == "ale":
+        return ObsSpec(), ActionSpec(), action_meanings(config.game)
+    from cfcclone.gym_env import gym_specs
+
+    return gym_specs(config)

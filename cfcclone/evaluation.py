@@ -131,12 +131,15 @@ def evaluate_actor(
     `threads` as in `evaluate_policy`."""
     _check_episodes(episodes)
     n = min(envs, episodes)
-    batch = default_batch(n) if batch is None else batch
+    if env_config.kind == "gym":  # in-process envs step all together
+        batch = None
+    elif batch is None:
+        batch = default_batch(n)
     env = make_vector_env(num_envs=n, num_threads=threads, batch_size=batch, config=env_config)
     try:
         actor = actor_for(env.num_envs)
         if hasattr(actor, "config"):  # a policy's agent: its actions must be the env's
-            check_policy_matches_env(actor, env.action_meanings)
+            check_policy_matches_env(actor, env.action_meanings, getattr(env, "action_spec", None))
         with rollout_threads(getattr(actor, "device", "cpu")):
             return run_episodes(actor, env, episodes, seed, progress)
     finally:

@@ -3,11 +3,13 @@
 The exported graph is one closed-loop step of a ConvCfC for N envs, with the recurrent state
 explicit, as TorchRL's ONNX policies and SB3-contrib's `predict` have it:
 
-    inputs   obs (N, 4, 84, 84) uint8, state (N, H) float32 [, cell (N, H) with mixed
-             memory], episode_start (N,) bool (the state rows of those envs are zeroed first)
+    inputs   obs (N, 4, 84, 84) uint8 or (N, stack, d) float32 (the full state: a mask is in
+             the graph), state (N, H) float32 [, cell (N, H) with mixed memory],
+             episode_start (N,) bool (the state rows of those envs are zeroed first)
              [, prev_action (N,) int64 for a policy with prev_action: the action executed
              last step, -1 where none]
-    outputs  logits (N, A) float32, next_state (N, H) [, next_cell (N, H)]
+    outputs  logits (N, A) float32, or for a Box actions (N, A) float32 (the mean, within the
+             bounds), next_state (N, H) [, next_cell (N, H)]
 
 N is dynamic. The checkpoint's JSON (policy, env, versions) is stored in the ONNX metadata
 under "cfcclone", so `OnnxAgent` knows the game and preprocessing it was trained on, and
@@ -50,13 +52,17 @@ class PolicyStep(torch.nn.Module):
         prev = args[-1][:, None] if self.prev else None
         hx = tuple(state) if self.mixed else state[0]
         logits, hx = self.policy(obs[:, None], hx, start[:, None], prev)
-        return (logits[:, 0], *hx) if self.mixed else (logits[:, 0], hx)
+        out = logits[:, 0]
+        if self.policy.config.action.is_box:  # the action itself: the bounds live in the graph
+            out = self.policy.actions(out)
+        return (out, *hx) if self.mixed else (out, hx)
 
 
 def _names(config) -> tuple[list[str], list[str]]:
     mixed, prev = config.mixed_memory, config.prev_action
     inputs = ["obs", "state", *(["cell"] * mixed), "episode_start", *(["prev_action"] * prev)]
-    outputs = ["logits", "next_state", *(["next_cell"] * mixed)]
+    head = "actions" if config.action.is_box else "logits"
+    outputs = [head, "next_state", *(["next_cell"] * mixed)]
     return inputs, outputs
 
 
@@ -86,7 +92,7 @@ def _export(policy: ConvCfC, f) -> None:
     policy.use_bf16(False).eval()  # fp32: what every runtime runs
     c = policy.config
     n = 2
-    obs = torch.zeros(n, c.stack, c.screen_size, c.screen_size, dtype=torch.uint8)
+    obs = torch.zeros(n, *c.obs_shape, dtype=c.obs_dtype)
     device = next(policy.parameters()).device
     state = policy.initial_state(n, device)
     state = state if isinstance(state, tuple) else (state,)
@@ -189,11 +195,11 @@ class OnnxAgent:
         )
         c = self.config
         shape = self.session.get_inputs()[0].shape[1:]
-        if got != (inputs, outputs) or list(shape) != [c.stack, c.screen_size, c.screen_size]:
+        if got != (inputs, outputs) or list(shape) != list(c.obs_shape):
             raise ExportError(
-                f"{path}: expected inputs {inputs} with obs (N, {c.stack}, {c.screen_size}, "
-                f"{c.screen_size}) and outputs {outputs}, got {got[0]} with obs {shape} and "
-                f"{got[1]}"
+                f"{path}: expected inputs {inputs} with obs (N, "
+                f"{', '.join(map(str, c.obs_shape))}) and outputs {outputs}, got {got[0]} with "
+                f"obs {shape} and {got[1]}"
             )
 
     @property
@@ -207,11 +213,12 @@ class OnnxAgent:
         ]
 
     def logits(self, obs, episode_start, env_ids=None, prev_action=None) -> np.ndarray:
-        """(B, A) float32 for obs (B, stack, H, W) uint8 and episode_start (B,) bool of the
-        envs `env_ids` (default: all N in order); the other envs' state is untouched.
-        prev_action (B,) int, for a policy with `prev_action`: what each env executed last
-        step (-1 where none)."""
-        obs, start = np.ascontiguousarray(obs, np.uint8), np.asarray(episode_start, bool)
+        """(B, A) float32 (logits, or a Box's actions) for obs (B, stack, H, W) uint8 or
+        (B, stack, d) float and episode_start (B,) bool of the envs `env_ids` (default: all N
+        in order); the other envs' state is untouched. prev_action (B,) int, for a policy with
+        `prev_action`: what each env executed last step (-1 where none)."""
+        dtype = np.uint8 if self.config.obs.kind == "image" else np.float32
+        obs, start = np.ascontiguousarray(obs, dtype), np.asarray(episode_start, bool)
         rows = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, np.int64)
         if obs.shape[0] != len(rows) or start.shape != rows.shape:
             raise ValueError(
@@ -231,7 +238,9 @@ class OnnxAgent:
         return logits
 
     def act(self, obs, episode_start, info=None) -> np.ndarray:
-        """Greedy actions (B,) int64 for the envs `info["env_id"]`: the Actor protocol."""
+        """Greedy actions (B,) int64, or a Box's (B, A) float32, for the envs
+        `info["env_id"]`: the Actor protocol."""
         info = info or {}
         prev = previous_actions(self.config, info, episode_start)
-        return self.logits(obs, episode_start, info.get("env_id"), prev).argmax(-1).astype(np.int64)
+        out = self.logits(obs, episode_start, info.get("env_id"), prev)
+        return out if self.config.action.is_box else out.argmax(-1).astype(np.int64)

@@ -33,10 +33,12 @@ import torch
 
 @runtime_checkable
 class Actor(Protocol):
-    """Actions for a batch of B envs: obs (B, stack, 84, 84) uint8, episode_start (B,) bool
-    (True where obs is an episode's first: reset per-env memory there), and the env's info
-    dict, whose "env_id" (B,) int64 names the envs of the batch (all N in order, unless the
-    env steps asynchronously) and, on RAM envs, "ram" (B, 128). Returns (B,) int64."""
+    """Actions for a batch of B envs: obs (B, stack, 84, 84) uint8 frames or (B, stack, d)
+    float32 states, episode_start (B,) bool (True where obs is an episode's first: reset
+    per-env memory there), and the env's info dict, whose "env_id" (B,) int64 names the envs
+    of the batch (all N in order, unless the env steps asynchronously), on RAM envs "ram"
+    (B, 128), and on gymnasium envs "state" (B, d), the full state. Returns (B,) int64, or
+    (B, a) float32 for a Box action space."""
 
     def act(self, obs: np.ndarray, episode_start: np.ndarray, info: dict) -> np.ndarray: ...
 
@@ -46,13 +48,13 @@ class Transition:
     """One step of the B envs `env_ids`. Arrays are (B, ...), row k for env env_ids[k]."""
 
     obs: np.ndarray
-    """(B, stack, 84, 84) uint8: what the actor saw."""
+    """(B, stack, 84, 84) uint8 or (B, stack, d) float32: what the actor saw."""
     info: dict
     """The per-env arrays of the info that came with `obs` (what the actor was given)."""
     actions: np.ndarray
-    """(B,) int64: what the actor chose."""
+    """(B,) int64 (or (B, a) float32 for Box actions): what the actor chose."""
     executed: np.ndarray
-    """(B,) int64: what ALE executed (FIRE where the env served for the agent)."""
+    """Like `actions`: what the env executed (FIRE where ALE served for the agent)."""
     reward: np.ndarray
     """(B,) float64: the step's unclipped reward."""
     episode_start: np.ndarray
@@ -84,7 +86,7 @@ def rollout(env, actor: Actor, seed: int | None = None) -> Iterator[Transition]:
     while True:
         ids = _env_ids(info, len(obs))
         info["env_id"] = ids
-        actions = np.asarray(actor.act(obs, start[ids], info), dtype=np.int64)
+        actions = as_actions(actor.act(obs, start[ids], info))
         seen.store(ids, obs, actions, start[ids], info)
         sent[ids] = True
         obs, reward, terminated, truncated, info = env.step(actions)
@@ -110,6 +112,13 @@ def rollout(env, actor: Actor, seed: int | None = None) -> Iterator[Transition]:
         start[back[~result]] = True
 
 
+def as_actions(actions) -> np.ndarray:
+    """An actor's actions as the env takes them: (B,) int64 indices, or (B, d) float32
+    vectors for a Box action space."""
+    a = np.asarray(actions)
+    return a.astype(np.int64) if a.dtype.kind in "iub" else a.astype(np.float32)
+
+
 def _env_ids(info: dict, batch: int) -> np.ndarray:
     """The envs of a batch: info["env_id"], or all of them in order where the env has none."""
     ids = info.get("env_id")
@@ -127,7 +136,7 @@ class _PerEnv:
     def store(self, ids, obs, actions, start, info) -> None:
         if self.obs is None:
             self.obs = np.empty((self.n, *obs.shape[1:]), obs.dtype)
-            self.actions = np.zeros(self.n, np.int64)
+            self.actions = np.zeros((self.n, *actions.shape[1:]), actions.dtype)
             self.start = np.zeros(self.n, bool)
         self.obs[ids], self.actions[ids], self.start[ids] = obs, actions, start
         for key, value in info.items():

@@ -231,7 +231,8 @@ def make_vector_env(
 ) -> gym.vector.VectorEnv:
     """N envs with exactly `make_env`'s preprocessing and same-step autoreset.
 
-    Default: ale-py's C++ vector env (fastest); `batch_size` B < N steps it asynchronously, B
+    A gymnasium id (`EnvConfig.kind` gym) gives `cfcclone.gym_env.GymVectorEnv`. For ALE games,
+    the default is ale-py's C++ vector env (fastest); `batch_size` B < N steps it asynchronously, B
     envs at a time (see `VectorAtariEnv`). `ram=True`: gymnasium envs whose info holds
     "ram" (N, 128), for the RAM experts; `render_mode`: one in-process env that renders; both
     step all N envs together. `config` (an EnvConfig) or `game` and `overrides` (EnvConfig
@@ -241,6 +242,12 @@ def make_vector_env(
     config = config if config is not None else EnvConfig(game=game, **overrides)
     if num_envs < 1:
         raise ValueError(f"expected num_envs >= 1, got {num_envs}")
+    if config.kind == "gym":  # in-process: a MuJoCo step (~20 us) is far below a process hop
+        from cfcclone.gym_env import GymVectorEnv
+
+        if batch_size not in (None, num_envs):
+            raise ValueError(f"gymnasium envs step all {num_envs} together; drop --batch")
+        return GymVectorEnv(config, num_envs, render_mode)
     if batch_size not in (None, num_envs) and (ram or render_mode is not None):
         raise ValueError(
             f"batch_size {batch_size} < num_envs {num_envs} needs the C++ env; RAM envs and "

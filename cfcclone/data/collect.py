@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from cfcclone import distributed
 from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sweep_temporaries
 from cfcclone.data.manifest import MANIFEST, Manifest
-from cfcclone.envs import EnvConfig, action_meanings, check_game
+from cfcclone.envs import EnvConfig, check_game, env_specs
 from cfcclone.experts import expert_name, make_expert
 from cfcclone.rollout import rollout
 from cfcclone.vector_env import make_vector_env
@@ -187,24 +187,29 @@ def collect(
 
     Args:
         out: the dataset folder to write (or, with resume, to continue).
-        game: the ALE game (snake_case ROM name).
-        expert: planner, tracker, a checkpoint (.safetensors) or module:function.
+        game: the ALE game (snake_case ROM name), or a gymnasium env id (Hopper-v5).
+        expert: planner, tracker, a checkpoint or state expert (.safetensors), sb3:PATH.zip
+            or module:function.
         frames: expert steps to record, over all workers.
         envs: worker processes, each playing its own env.
         seed: episode j of worker w is reset with a seed derived from (seed, w, j).
         resume: continue an interrupted collection where its last finished shard left off.
     """
     out = Path(out)
-    check_game(game)
+    env = EnvConfig(game=game, **env_overrides)
+    if env.kind == "ale":
+        check_game(game)
     if frames < 1 or envs < 1:
         raise ValueError(f"expected frames >= 1 and envs >= 1, got {frames} and {envs}")
     check_workers(envs)
-    env = EnvConfig(game=game, **env_overrides)
+    obs_spec, action_spec, meanings = env_specs(env)  # an unknown env id fails here
     make_expert(expert, game, num_envs=1)  # a bad expert fails here, before anything is written
     settings = Manifest(
         game=game,
         env=env,
-        action_meanings=action_meanings(game),
+        obs=obs_spec,
+        action=action_spec,
+        action_meanings=meanings,
         expert=expert_name(expert),
         seed=seed,
         workers=envs,

@@ -32,14 +32,15 @@ _RELEASE_BYTES = 256 << 20
 def expand_stacks(
     frames: torch.Tensor, episode_start: torch.Tensor | None = None, stack: int = 4
 ) -> torch.Tensor:
-    """frames (B, T+stack-1, H, W) -> stacks (B, T, stack, H, W): stack t holds frames
-    t .. t+stack-1, oldest first, as the env stacks them (a view).
+    """frames (B, T+stack-1, *shape) -> stacks (B, T, stack, *shape): stack t holds frames
+    t .. t+stack-1, oldest first, as the env stacks them (a view). Frames (H, W) or state
+    vectors (d,) alike.
 
     Where episode_start (B, T) bool marks a step t > 0, the window runs into a new episode
     there, and the stacks of steps t .. t+stack-2 are padded with that step's frame instead of
     reaching back into the old episode, as the env pads them at reset (a gather, not a view).
     """
-    view = frames.unfold(1, stack, 1).permute(0, 1, 4, 2, 3)
+    view = frames.unfold(1, stack, 1).movedim(-1, 2)
     if episode_start is None or episode_start.shape[1] < 2 or not episode_start[:, 1:].any():
         return view
     b, t = episode_start.shape
@@ -53,9 +54,11 @@ def expand_stacks(
 
 @dataclass
 class Batch:
-    """frames (B, T+stack-1, H, W) uint8, actions (B, T) int64, episode_start (B, T) bool,
-    prev_actions (B, T) int64: the action ALE executed at the step before each (-1 where none,
-    at an episode's first step). The stack size is what the frames hold beyond the steps."""
+    """frames (B, T+stack-1, H, W) uint8 (or (B, T+stack-1, d) float32 states), actions
+    (B, T) int64 (or (B, T, a) float32 Box actions), episode_start (B, T) bool, prev_actions
+    (B, T) int64: the action ALE executed at the step before each (-1 where none, at an
+    episode's first step, and always for Box actions). The stack size is what the frames hold
+    beyond the steps."""
 
     frames: torch.Tensor
     actions: torch.Tensor
@@ -96,6 +99,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         val_fraction: float = 0.1,
         seed: int = 0,
         verify: bool = False,
+        stack: int | None = None,
     ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -106,10 +110,13 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.split = split
         self.manifest = Manifest.read(self.root)
         self.action_meanings = list(self.manifest.action_meanings)
-        self.stack = self.env_config.stack
+        self.stack = self.env_config.stack if stack is None else stack
+        """Observations per stack: the data's, or another view of the same single frames."""
+        if not (isinstance(self.stack, int) and self.stack >= 1):
+            raise ValueError(f"expected stack >= 1, got {self.stack!r}")
         self._frames, self._actions, self._rewards, rows = [], [], [], []
         self._executed = []  # the labels where a shard keeps no executed actions
-        n_actions = len(self.action_meanings)
+        n_actions = self.manifest.n_actions
         for i, shard_dir in enumerate(self.manifest.shard_dirs(self.root)):
             meta, arrays = open_shard(shard_dir, n_actions, verify)
             self._frames.append(arrays["frames"])
@@ -143,6 +150,24 @@ class SequenceDataset(torch.utils.data.Dataset):
         """The EnvConfig the data was recorded with (from the manifest)."""
         return self.manifest.env
 
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """One stored observation's shape: (H, W) or (d,)."""
+        return self.manifest.obs.shape(self.env_config.screen_size)
+
+    @property
+    def box(self) -> bool:
+        """Whether the actions are Box vectors (else discrete indices)."""
+        return self.manifest.action.is_box
+
+    def _empty(self, b: int) -> tuple[np.ndarray, ...]:
+        """Uninitialised frames, actions, prev actions and zeroed starts of b windows."""
+        t, spec = self.seq_len, self.manifest
+        frames = np.empty((b, t + self.stack - 1, *self.obs_shape), spec.obs.dtype)
+        shape = (b, t, spec.action.dim) if self.box else (b, t)
+        actions = np.empty(shape, np.float32 if self.box else np.int64)
+        return frames, actions, np.full((b, t), -1, np.int64), np.zeros((b, t), bool)
+
     def __len__(self) -> int:
         return len(self._windows)
 
@@ -165,10 +190,12 @@ class SequenceDataset(torch.utils.data.Dataset):
         return frames
 
     def actions(self, k: int, start: int, steps: int) -> np.ndarray:
-        """(steps,) int64: the actions of `steps` steps from step `start` of segment k."""
+        """(steps,) int64 (or (steps, a) float32 Box actions): the actions of `steps` steps
+        from step `start` of segment k."""
         shard, seg = self.segments[k]
         first = seg.step_offset + start
-        return self._actions[shard][first : first + steps].astype(np.int64)
+        a = self._actions[shard][first : first + steps]
+        return a.astype(np.float32) if self.box else a.astype(np.int64)
 
     def prev_actions(self, k: int, start: int, steps: int) -> np.ndarray:
         """(steps,) int64: the action executed at the step before each of `steps` steps from
@@ -177,6 +204,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         shard, seg = self.segments[k]
         first = seg.step_offset + start
         prev = np.full(steps, -1, np.int64)
+        if self.box:  # a previous-action input is for discrete actions only
+            return prev
         lo = 1 if start == 0 else 0
         prev[lo:] = self._executed[shard][first - 1 + lo : first + steps - 1]
         return prev
@@ -223,15 +252,28 @@ class SequenceDataset(torch.utils.data.Dataset):
             yield self.collate(self._windows[i : i + batch_size])
 
     def collate(self, windows) -> Batch:
-        b, t, h = len(windows), self.seq_len, self.env_config.screen_size
-        frames = np.empty((b, t + self.stack - 1, h, h), dtype=np.uint8)
-        actions, prev = np.empty((b, t), dtype=np.int64), np.empty((b, t), dtype=np.int64)
-        starts = np.empty((b, t), dtype=bool)
+        frames, actions, prev, starts = self._empty(len(windows))
         for j, (k, start) in enumerate(windows):
             frames[j], actions[j], starts[j], prev[j] = self.window(int(k), int(start))
         return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
 
-    def action_counts(self) -> np.ndarray:
+    def all_steps(self, key: str = "frames") -> np.ndarray:
+        """Every step's stored observation ("frames") or action ("actions") of this split, in
+        one array (for normalisation statistics of state vectors; frames would be large)."""
+        parts = []
+        for shard, seg in self.segments:
+            if key == "frames":
+                lo = seg.frame_offset + seg.prefix
+                parts.append(np.asarray(self._frames[shard][lo : lo + seg.length]))
+            else:
+                lo = seg.step_offset
+                parts.append(np.asarray(self._actions[shard][lo : lo + seg.length]))
+        return np.concatenate(parts)
+
+    def action_counts(self) -> np.ndarray | None:
+        """Steps per discrete action (None for Box actions)."""
+        if self.box:
+            return None
         counts = np.zeros(len(self.action_meanings), dtype=np.int64)
         for shard, seg in self.segments:
             a = self._actions[shard][seg.step_offset : seg.step_offset + seg.length]
@@ -303,12 +345,8 @@ class EpisodeStreams:
                 self.segment[b], self.position[b] = self._draw(), 0
 
     def next(self) -> Batch:
-        ds, b = self.dataset, len(self.segment)
-        h = ds.env_config.screen_size
-        frames = np.empty((b, ds.seq_len + ds.stack - 1, h, h), np.uint8)
-        actions, prev = np.empty((b, ds.seq_len), np.int64), np.empty((b, ds.seq_len), np.int64)
-        starts = np.zeros((b, ds.seq_len), bool)
-        for row in range(b):
+        frames, actions, prev, starts = self.dataset._empty(len(self.segment))
+        for row in range(len(self.segment)):
             self._row(row, frames[row], actions[row], starts[row], prev[row])
         return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
 
@@ -343,6 +381,13 @@ def describe(root: str | Path) -> dict:
     counts = ds.action_counts()
     returns = ds.returns()
     on_disk = sum(f.stat().st_size for f in Path(root).rglob("*") if f.is_file())
+    if counts is None:  # Box actions: per-dimension statistics
+        a = ds.all_steps("actions")
+        actions = {f"a[{i}]": {"mean": float(a[:, i].mean()), "std": float(a[:, i].std()),
+                               "min": float(a[:, i].min()), "max": float(a[:, i].max())}
+                   for i in range(a.shape[1])}  # fmt: skip
+    else:
+        actions = dict(zip(ds.action_meanings, counts.tolist(), strict=False))
     return {
         "game": ds.env_config.game,
         "env": ds.env_config.describe(),
@@ -352,7 +397,8 @@ def describe(root: str | Path) -> dict:
         "segments": len(ds.segments),
         "steps": ds.steps,
         "bytes_per_step": on_disk / max(ds.steps, 1),
-        "actions": dict(zip(ds.action_meanings, counts.tolist(), strict=False)),
+        "actions": actions,
+        "action_space": ds.manifest.action.describe(ds.action_meanings),
         "return_mean": float(returns.mean()) if len(returns) else None,
         "return_std": float(returns.std()) if len(returns) else None,
     }

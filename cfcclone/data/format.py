@@ -1,9 +1,11 @@
 """On-disk dataset format (version 1): single frames in shards, written atomically.
 
     DIR/manifest.json            a `Manifest`: game, EnvConfig, expert, seeds, counts, checksums
-    DIR/shards/<name>/frames.npy (F, 84, 84) uint8, single preprocessed frames
+    DIR/shards/<name>/frames.npy (F, 84, 84) uint8, single preprocessed frames, or (F, d)
+                                 float32 state vectors (the full observation, unmasked)
     DIR/shards/<name>/actions.npy (S,) uint8, each step's label: the action ALE executed
-                                 (collected data) or the expert's at the student's state (DAgger)
+                                 (collected data) or the expert's at the student's state
+                                 (DAgger); (S, a) float32 for a Box action space
     DIR/shards/<name>/rewards.npy (S,) float32, the unclipped reward of each step
     DIR/shards/<name>/executed.npy (S,) uint8, optional: the action ALE executed, where the
                                  label is another (DAgger); a policy with `prev_action` reads it
@@ -92,12 +94,12 @@ def write_shard(
     _check_arrays(name, frames, actions, rewards, segments, executed)
     shards = Path(root) / "shards"
     arrays = {
-        "frames": frames.astype(np.uint8, copy=False),
-        "actions": actions.astype(np.uint8, copy=False),
+        "frames": frames if frames.dtype == np.uint8 else frames.astype(np.float32, copy=False),
+        "actions": _stored_actions(actions),
         "rewards": rewards.astype(np.float32, copy=False),
     }
     if executed is not None:
-        arrays["executed"] = executed.astype(np.uint8, copy=False)
+        arrays["executed"] = _stored_actions(executed)
     with atomic.atomic_path(shards / name, directory=True, overwrite=False) as tmp:
         for key, arr in arrays.items():
             with open(tmp / f"{key}.npy", "wb") as f:
@@ -116,21 +118,37 @@ def write_shard(
     return meta
 
 
+def _stored_actions(actions: np.ndarray) -> np.ndarray:
+    """uint8 indices, or float32 Box actions."""
+    return actions.astype(np.uint8 if actions.ndim == 1 else np.float32, copy=False)
+
+
+def check_finite(where, **arrays) -> None:
+    """Raise a DatasetError naming the first float array that holds NaN or inf."""
+    for key, a in arrays.items():
+        if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int(np.flatnonzero(~np.isfinite(np.asarray(a).reshape(len(a), -1)).any(1))[0])
+            raise DatasetError(f"{where}: {key} holds NaN or inf (first at row {bad})")
+
+
 def _check_arrays(name, frames, actions, rewards, segments, executed=None) -> None:
-    if frames.ndim != 3 or frames.dtype != np.uint8:
+    image = frames.ndim == 3 and frames.dtype == np.uint8
+    if not (image or (frames.ndim == 2 and frames.dtype.kind == "f")):
         raise DatasetError(
-            f"shard {name}: expected frames (F, H, W) uint8, got {frames.shape} {frames.dtype}"
+            f"shard {name}: expected frames (F, H, W) uint8 or states (F, d) float, got "
+            f"{frames.shape} {frames.dtype}"
         )
-    if actions.shape != rewards.shape or actions.ndim != 1:
+    if len(actions) != len(rewards) or rewards.ndim != 1 or actions.ndim not in (1, 2):
         raise DatasetError(
             f"shard {name}: actions {actions.shape} and rewards {rewards.shape} differ"
         )
+    check_finite(f"shard {name}", frames=frames, actions=actions, rewards=rewards)
     if executed is not None and executed.shape != actions.shape:
         raise DatasetError(
             f"shard {name}: executed actions {executed.shape} and actions {actions.shape} differ"
         )
     for key, a in (("actions", actions), ("executed actions", executed)):
-        if a is not None and a.size and (a.min() < 0 or a.max() > 255):
+        if a is not None and a.ndim == 1 and a.size and (a.min() < 0 or a.max() > 255):
             raise DatasetError(f"shard {name}: {key} must fit uint8, got {a.min()}..{a.max()}")
     frames_used = sum(s.prefix + s.length for s in segments)
     steps_used = sum(s.length for s in segments)
@@ -187,8 +205,14 @@ def open_shard(
         n = meta["frames"] if key == "frames" else meta["steps"]
         if len(arr) != n:
             raise DatasetError(f"{shard_dir / key}.npy: expected {n} rows, got {len(arr)}")
+    check_finite(shard_dir, **arrays)  # float states and Box actions: a NaN would train on
     for key in ("actions", "executed"):
         a = arrays.get(key)
+        if a is not None and a.ndim == 2 and n_actions is not None:
+            raise DatasetError(
+                f"{shard_dir / key}.npy: Box actions (S, {a.shape[1]}) in a dataset of "
+                f"{n_actions} discrete actions"
+            )
         if n_actions is not None and a is not None and len(a) and int(a.max()) >= n_actions:
             raise DatasetError(
                 f"{shard_dir / key}.npy: action {int(a.max())} is outside the game's "
@@ -241,10 +265,10 @@ class EpisodeWriter:
                 raise ValueError(f"env {i}: executed actions given for some steps, not all")
         for k, i in enumerate(ids):
             self.frames[i].append(obs[k, -1].copy())  # not a view: it would keep all of obs
-            self.actions[i].append(int(actions[k]))
+            self.actions[i].append(np.array(actions[k]))
             self.rewards[i].append(float(rewards[k]))
             if executed is not None:
-                self.executed[i].append(int(executed[k]))
+                self.executed[i].append(np.array(executed[k]))
 
     def steps(self, i: int) -> int:
         """Steps buffered for env i."""
@@ -268,11 +292,11 @@ class EpisodeWriter:
             self.root,
             self.names(i, self.count[i]),
             np.stack(self.frames[i]),
-            np.asarray(self.actions[i]),
+            np.stack(self.actions[i]),
             rewards,
             [segment],
             self.game,
-            np.asarray(self.executed[i]) if self.executed[i] else None,
+            np.stack(self.executed[i]) if self.executed[i] else None,
         )
         self.frames[i], self.actions[i], self.rewards[i], self.executed[i] = [], [], [], []
         self.count[i] += 1

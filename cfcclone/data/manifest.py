@@ -21,6 +21,7 @@ from cfcclone import atomic
 from cfcclone.config import Config, check
 from cfcclone.data.format import DatasetError, list_shards, read_shard_meta
 from cfcclone.envs import EnvConfig
+from cfcclone.spaces import ActionSpec, ObsSpec
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -34,11 +35,11 @@ class Manifest(Config):
     """DIR/manifest.json: what a dataset holds and how it was made (format version 1)."""
 
     game: str
-    """The ALE game, as in EnvConfig."""
+    """The ALE game or gymnasium env id, as in EnvConfig."""
     env: EnvConfig
     """The preprocessing every frame went through: what a clone must be evaluated on."""
     action_meanings: list[str]
-    """The game's minimal action set; actions are indices into it."""
+    """The game's minimal action set; actions are indices into it (empty for Box actions)."""
     expert: str
     """Who chose the actions: planner, tracker, a checkpoint, module:function, ..."""
     source: Source = "collect"
@@ -65,6 +66,10 @@ class Manifest(Config):
     segments: int = 0
     episodes_complete: int = 0
     format_version: int = FORMAT_VERSION
+    obs: ObsSpec = field(default_factory=ObsSpec)
+    """What one stored observation is: a frame, or the env's full state vector."""
+    action: ActionSpec = field(default_factory=ActionSpec)
+    """What one stored action is: an index into action_meanings, or a Box vector."""
 
     def __post_init__(self):
         self.check_choices()
@@ -73,7 +78,15 @@ class Manifest(Config):
             f"expected format_version {FORMAT_VERSION}, got {self.format_version}",
         )
         check(self.env.game == self.game, f"game {self.game!r} but env.game {self.env.game!r}")
-        check(len(self.action_meanings) >= 1, "expected at least one action meaning")
+        check(
+            self.action.is_box or len(self.action_meanings) >= 1,
+            "expected at least one action meaning",
+        )
+
+    @property
+    def n_actions(self) -> int | None:
+        """The discrete action count (None for Box actions): what every stored index is below."""
+        return None if self.action.is_box else len(self.action_meanings)
 
     @classmethod
     def read(cls, root: str | Path) -> Manifest:
@@ -148,7 +161,7 @@ def check_shards(root: str | Path, manifest: Manifest, dirs=None) -> tuple[list[
     good, bad = [], {}
     for shard in manifest.shard_dirs(root) if dirs is None else dirs:
         try:
-            meta, _ = open_shard(shard, len(manifest.action_meanings), verify=True)
+            meta, _ = open_shard(shard, manifest.n_actions, verify=True)
             if meta.get("game", manifest.game) != manifest.game:
                 raise DatasetError(f"{shard}: a {meta['game']} shard in a {manifest.game} dataset")
             good.append(shard.name)
@@ -161,7 +174,7 @@ def repair(root: str | Path, game: str | None = None) -> tuple[Manifest, dict]:
     """Rebuild root's manifest from its intact shards; returns it and {dropped shard: why}.
     A lost manifest needs `game` (the preprocessing is then EnvConfig's default, the expert
     "unknown"); a stale one keeps its header."""
-    from cfcclone.envs import action_meanings
+    from cfcclone.envs import env_specs
 
     root = Path(root)
     try:
@@ -171,7 +184,9 @@ def repair(root: str | Path, game: str | None = None) -> tuple[Manifest, dict]:
             raise DatasetError(
                 f"{root}: the manifest is lost or unreadable; pass --game to rebuild it"
             ) from None
-        old = Manifest(game, EnvConfig(game=game), action_meanings(game), "unknown")
+        env = EnvConfig(game=game)
+        obs, action, meanings = env_specs(env)
+        old = Manifest(game, env, meanings, "unknown", obs=obs, action=action)
     if game is not None and game != old.game:
         raise DatasetError(f"{root}: the manifest says {old.game!r}, not {game!r}")
     header = dataclasses.replace(old, status="complete")

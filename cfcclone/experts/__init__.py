@@ -5,9 +5,15 @@ bool, info) -> (N,) int64`, where `info["ram"]` is (N, 128) uint8 on RAM envs an
 `episode_start` marks each env's first step of an episode (reset per-env memory there).
 `make_expert` builds one from a name:
 
-- "planner" (alias "scripted"): the RAM planner for breakout or pong (`experts.planner`);
+- "planner" (alias "scripted"): the RAM planner for breakout or pong (`experts.planner`), or
+  the state-feedback rule of CartPole-v1 (`experts.cartpole`);
 - "tracker": the Breakout ball tracker, made to be cloned (`experts.tracking`);
-- a cfcclone checkpoint path (`*.safetensors`): a greedy StatefulAgent, for distillation;
+- a cfcclone checkpoint path (`*.safetensors`): a greedy StatefulAgent, for distillation; or
+  a state expert's file (`experts.mlp.MLPExpert`, e.g. checkpoints/hopper_expert.safetensors),
+  which reads the env's full state;
+- "sb3:PATH.zip": a Stable-Baselines3 TD3/SAC/TQC/DDPG file (the 'sb3' extra), converted in
+  memory to an MLPExpert. SB3's loader unpickles parts of the file, so it runs code from it:
+  name only files you trust, as with module:function;
 - "module:function", or a Python callable `(obs (4, 84, 84), info) -> action` called once per
   env (`experts.follower.follow_ball` is an example).
 """
@@ -69,12 +75,16 @@ def needs_ram(spec) -> bool:
 
 
 def _ram_expert(name: str, game: str, num_envs: int):
+    from cfcclone.experts.cartpole import CartPolePlanner
     from cfcclone.experts.planner import PLANNERS
     from cfcclone.experts.tracking import BreakoutTracker
 
+    if name == "planner" and game == CartPolePlanner.game:
+        return CartPolePlanner(num_envs)
     if name == "planner":
         if game not in PLANNERS:
-            raise ValueError(f"no planner for {game!r}; planners exist for {sorted(PLANNERS)}")
+            known = sorted([*PLANNERS, CartPolePlanner.game])
+            raise ValueError(f"no planner for {game!r}; planners exist for {known}")
         return PLANNERS[game](num_envs)
     if game != BreakoutTracker.game:
         raise ValueError(f"the tracker expert plays breakout, not {game!r}")
@@ -88,7 +98,15 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
     name = expert_name(spec)
     if name in RAM_EXPERTS:
         return _ram_expert(name, game, num_envs)
+    if name.startswith("sb3:"):
+        from cfcclone.experts.mlp import expert_from_sb3
+
+        return _state_expert(expert_from_sb3(name[4:], game), game)
     if name.endswith(".safetensors"):
+        from cfcclone.experts.mlp import MLPExpert, is_expert_file
+
+        if is_expert_file(name):
+            return _state_expert(MLPExpert.load(name), game)
         from cfcclone.agent import StatefulAgent
         from cfcclone.checkpoint import load_policy
 
@@ -107,5 +125,20 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
         return CallableExpert(fn, name=name)
     raise ValueError(
         f"unknown expert {name!r}; expected 'planner', 'tracker', a checkpoint path ending in "
-        "'.safetensors', or 'module:function'"
+        "'.safetensors', 'sb3:PATH.zip' or 'module:function'"
     )
+
+
+def _state_expert(expert, game: str):
+    """`expert` (an MLPExpert) where it was made for `game` and fits its state."""
+    from cfcclone.envs import EnvConfig, env_specs
+
+    if expert.env_id and expert.env_id != game:
+        raise ValueError(f"the expert was trained on {expert.env_id}, not {game}")
+    obs, action, _ = env_specs(EnvConfig(game=game))
+    if (obs.dim, action.dim) != (expert.sizes[0], expert.sizes[-1]):
+        raise ValueError(
+            f"the expert reads {expert.sizes[0]} numbers and acts in {expert.sizes[-1]}; "
+            f"{game} has {obs.dim} and {action.dim}"
+        )
+    return expert

@@ -118,6 +118,39 @@ class ImpalaCNN(nn.Module):
         return self.linear(self.stacks(x))
 
 
+class VectorEncoder(nn.Module):
+    """State vectors (B, stack, d_full) float32 -> features (B, hidden): the `mask` indices
+    kept (all where None), normalised by the training data's mean and std (buffers, set by
+    `set_statistics` and saved in the checkpoint), flattened over the stack, then two
+    Linear-ReLU layers."""
+
+    def __init__(self, stack: int, dim: int, hidden: int = 256, mask: list[int] | None = None):
+        super().__init__()
+        if mask is not None:
+            self.register_buffer("mask", torch.tensor(mask, dtype=torch.int64), persistent=False)
+        else:
+            self.mask = None
+        self.register_buffer("obs_mean", torch.zeros(dim))
+        self.register_buffer("obs_std", torch.ones(dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(stack * dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.features = hidden
+
+    def set_statistics(self, states) -> None:
+        """Mean and std of the seen dimensions over `states` (N, d_full), the std floored at
+        1e-3 (a constant dimension stays finite)."""
+        x = torch.as_tensor(states, dtype=torch.float32)
+        x = x if self.mask is None else x[:, self.mask]
+        self.obs_mean.copy_(x.mean(0))
+        self.obs_std.copy_(x.std(0).clamp_min(1e-3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x if self.mask is None else x.index_select(-1, self.mask)
+        x = (x - self.obs_mean) / self.obs_std
+        return self.mlp(x.flatten(1))
+
+
 ENCODERS = {"tutorial": TutorialConvBlock, "nature": NatureCNN, "impala": ImpalaCNN}
 
 

@@ -1,7 +1,12 @@
-"""ConvCfC: an encoder per frame stack feeding ncps's CfC, forward over (B, T) sequences.
+"""ConvCfC: an encoder per observation stack feeding ncps's CfC, forward over (B, T).
 
-The module does no I/O and keeps no state: the recurrent state goes in and out as `hx`, and
-`cfcclone.agent.StatefulAgent` carries it across env steps.
+The spaces decide the network (`PolicyConfig.obs`, `.action`): a conv encoder for stacked
+uint8 frames or an MLP encoder for float state vectors (masked by `obs_mask`, normalised by
+statistics of the training data kept as buffers in the checkpoint); logits for discrete
+actions, or the action scaled to [-1, 1] for a Box (`actions` maps it into the bounds). The
+core is ncps's CfC, or none (`core="none"`: a feedforward baseline trained, evaluated and
+exported by the same commands). The module does no I/O and keeps no state: the recurrent
+state goes in and out as `hx`, and `cfcclone.agent.StatefulAgent` carries it across steps.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import torch.nn.functional as F
 from ncps.torch import CfC
 
 from cfcclone.config import Config, check
-from cfcclone.models.encoders import make_encoder
+from cfcclone.models.encoders import VectorEncoder, make_encoder
+from cfcclone.spaces import ActionSpec, ObsSpec
 
 EncoderName = Literal["tutorial", "nature", "impala"]
 CfCMode = Literal["default", "pure", "no_gate"]
+Core = Literal["cfc", "none"]
 
 
 def bf16_supported(device: str | torch.device) -> bool:
@@ -38,10 +45,16 @@ class PolicyConfig(Config):
     """Everything needed to rebuild a ConvCfC; stored whole in every checkpoint."""
 
     n_actions: int = field(default=0, metadata={"derived": True})
-    """Size of the game's minimal action set (training fills it in from the dataset)."""
+    """Size of the game's minimal action set, or a Box action's dimension (training fills it
+    in from the dataset)."""
     encoder: EncoderName = "tutorial"
     """The frame-stack encoder: the NCP tutorial's ConvBlock, the DQN Nature CNN or IMPALA's
-    ResNet."""
+    ResNet (frames only; state vectors get an MLP encoder of `hidden` units)."""
+    hidden: int = 256
+    """Width of the two ReLU layers of the MLP encoder of state vectors."""
+    core: Core = "cfc"
+    """The recurrent core: cfc (ncps's CfC), or none (a feedforward baseline: the encoder and
+    a linear head, no memory)."""
     units: int = 64
     """CfC hidden units."""
     mode: CfCMode = "default"
@@ -67,10 +80,16 @@ class PolicyConfig(Config):
     """Frame height and width (from the env)."""
     action_meanings: list[str] = field(default_factory=list, metadata={"derived": True})
     """The env's action names, e.g. ['NOOP', 'FIRE', 'RIGHT', 'LEFT']; empty where unknown."""
+    obs: ObsSpec = field(default_factory=ObsSpec, metadata={"derived": True})
+    """What one observation is (from the dataset): frames, or state vectors of dim numbers."""
+    action: ActionSpec = field(default_factory=ActionSpec, metadata={"derived": True})
+    """What one action is (from the dataset): an index, or a bounded Box vector."""
+    obs_mask: list[int] | None = field(default=None, metadata={"derived": True})
+    """The indices of a state vector the policy sees (from the env config); None: all."""
 
     def __post_init__(self):
         self.check_choices()
-        for name in ("units", "stack", "screen_size"):
+        for name in ("units", "stack", "screen_size", "hidden"):
             value = getattr(self, name)
             check(_is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
         check(
@@ -88,6 +107,30 @@ class PolicyConfig(Config):
             not meanings or len(meanings) == self.n_actions,
             f"expected {self.n_actions} action meanings, got {len(meanings)}: {meanings}",
         )
+        check(
+            not self.action.is_box or self.n_actions in (0, self.action.dim),
+            f"expected n_actions {self.action.dim} for a Box({self.action.dim}), got "
+            f"{self.n_actions}",
+        )
+        check(
+            not (self.action.is_box and self.prev_action),
+            "prev_action reads discrete actions; a Box policy cannot take it",
+        )
+        mask = self.obs_mask
+        check(
+            mask is None
+            or (self.obs.kind == "vector" and all(0 <= i < self.obs.dim for i in mask)),
+            f"obs_mask {mask} must index the {self.obs.dim} numbers of a state vector",
+        )
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """One observation as the policy takes it: (stack, H, W) or (stack, d)."""
+        return (self.stack, *self.obs.shape(self.screen_size))
+
+    @property
+    def obs_dtype(self) -> torch.dtype:
+        return torch.uint8 if self.obs.kind == "image" else torch.float32
 
 
 def _is_int(value) -> bool:
@@ -102,11 +145,13 @@ def _zero_where(hx, mask: torch.Tensor):
 
 
 class ConvCfC(nn.Module):
-    """obs (B, T, stack, 84, 84) uint8, hx -> logits (B, T, n_actions) float, hx.
+    """obs (B, T, stack, 84, 84) uint8 or (B, T, stack, d) float32, hx -> out (B, T, n), hx.
 
-    hx is (B, units) float, or a pair of them with mixed_memory; None means zeros. The model
-    scales uint8 to [0, 1] itself, so uint8 is what travels to the device. Parameter names
-    (`conv_block.*`, `rnn.*`) are the NCP tutorial's.
+    out is logits for discrete actions, and for a Box the action scaled to [-1, 1] (`actions`
+    maps either to what the env takes). hx is (B, units) float, or a pair of them with
+    mixed_memory, or (B, 1) zeros that pass through with core none; None means zeros. The
+    model scales uint8 to [0, 1] itself, so uint8 is what travels to the device. Parameter
+    names (`conv_block.*`, `rnn.*`) are the NCP tutorial's.
     """
 
     def __init__(self, config: PolicyConfig):
@@ -116,48 +161,88 @@ class ConvCfC(nn.Module):
         self.config = config
         self.bf16 = False
         """Whether the encoder runs under bf16 autocast (`use_bf16`)."""
-        self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
+        if config.obs.kind == "image":
+            self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
+        else:
+            seen = config.obs.dim if config.obs_mask is None else len(config.obs_mask)
+            self.conv_block = VectorEncoder(config.stack, seen, config.hidden, config.obs_mask)
         inputs = self.conv_block.features + config.n_actions * config.prev_action
-        self.rnn = CfC(
-            inputs,
-            config.units,
-            proj_size=config.n_actions,
-            batch_first=True,
-            mixed_memory=config.mixed_memory,
-            mode=config.mode,
-            backbone_units=config.backbone_units,
-            backbone_layers=config.backbone_layers,
-        )
+        if config.core == "cfc":
+            self.rnn = CfC(
+                inputs,
+                config.units,
+                proj_size=config.n_actions,
+                batch_first=True,
+                mixed_memory=config.mixed_memory,
+                mode=config.mode,
+                backbone_units=config.backbone_units,
+                backbone_layers=config.backbone_layers,
+            )
+        else:
+            self.rnn = None
+            self.head = nn.Linear(inputs, config.n_actions)
         self.skip = nn.Linear(inputs, config.n_actions) if config.skip_head else None
+        if config.action.is_box:  # the head predicts (action - center) / scale
+            center, scale = config.action.center_scale()
+            self.register_buffer("action_center", torch.tensor(center, dtype=torch.float32))
+            self.register_buffer("action_scale", torch.tensor(scale, dtype=torch.float32))
+            for name in ("low", "high"):
+                bound = torch.tensor(getattr(config.action, name), dtype=torch.float32)
+                self.register_buffer(f"action_{name}", bound, persistent=False)
 
     def check_obs(self, obs: torch.Tensor, ndim: int) -> None:
-        """Raise a ValueError unless obs is uint8 with this model's frame shape and `ndim` dims."""
+        """Raise a ValueError unless obs has this model's observation shape and dtype and
+        `ndim` dims in all: (B, T, *obs_shape) or (N, *obs_shape)."""
         c = self.config
-        frame = (c.stack, c.screen_size, c.screen_size)
-        lead = "(B, T, " if ndim == 5 else "(N, "
-        if obs.dtype != torch.uint8 or obs.dim() != ndim or tuple(obs.shape[-3:]) != frame:
+        shape, dtype = c.obs_shape, c.obs_dtype
+        lead = "(B, T, " if ndim == len(shape) + 2 else "(N, "
+        if obs.dtype != dtype or obs.dim() != ndim or tuple(obs.shape[-len(shape) :]) != shape:
+            name = str(dtype).replace("torch.", "")
             raise ValueError(
-                f"expected obs {lead}{', '.join(map(str, frame))}) uint8, got "
+                f"expected obs {lead}{', '.join(map(str, shape))}) {name}, got "
                 f"{tuple(obs.shape)} {str(obs.dtype).replace('torch.', '')}"
                 + (
                     "; pass raw uint8 frames, the model scales them"
-                    if obs.is_floating_point()
+                    if obs.is_floating_point() and dtype == torch.uint8
                     else ""
                 )
             )
 
+    def actions(self, out: torch.Tensor, temperature: float = 0.0, generator=None):
+        """What the env takes from `out` (..., n): the argmax (or a softmax sample at
+        `temperature` > 0) as int64, or for a Box the mean in the action's units, clipped to
+        its bounds, as float32."""
+        if self.config.action.is_box:
+            a = self.action_center + self.action_scale * out.float()
+            return torch.maximum(torch.minimum(a, self.action_high), self.action_low)
+        if temperature == 0:
+            return out.argmax(-1)
+        probs = torch.softmax(out.float().reshape(-1, out.shape[-1]) / temperature, -1)
+        return torch.multinomial(probs, 1, generator=generator).reshape(out.shape[:-1])
+
+    def target(self, actions: torch.Tensor) -> torch.Tensor:
+        """A Box action in its units -> what `out` is trained towards, (action - center) /
+        scale; discrete labels unchanged."""
+        if not self.config.action.is_box:
+            return actions
+        return (actions.float() - self.action_center) / self.action_scale
+
     def use_bf16(self, enabled: bool = True) -> ConvCfC:
         """Run the encoder under bf16 autocast with channels_last convs (about 2x on CPUs with
-        AVX512-BF16 and on GPUs); the CfC and its state stay fp32. Not saved in checkpoints."""
-        self.bf16 = enabled
+        AVX512-BF16 and on GPUs); the CfC and its state stay fp32. Not saved in checkpoints.
+        A state-vector MLP stays fp32 (it is small, and bf16 would round the states)."""
+        self.bf16 = enabled and self.config.obs.kind == "image"
+        enabled = self.bf16
         if enabled:
             self.conv_block.to(memory_format=torch.channels_last)
         return self
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        """obs (B, T, stack, H, W) uint8 -> features (B, T, F) float32."""
-        self.check_obs(obs, 5)
+        """obs (B, T, *obs_shape) -> features (B, T, F) float32."""
+        self.check_obs(obs, 2 + len(self.config.obs_shape))
         b, t = obs.shape[:2]
+        if self.config.obs.kind == "vector":
+            return self.conv_block(obs.reshape(b * t, *obs.shape[2:])).reshape(b, t, -1)
         x = obs.reshape(b * t, *obs.shape[2:]).float().div_(255.0)
         if x.device.type == "cpu" and torch.is_grad_enabled():
             # training's convs, forward and backward: 1.7x faster channels_last on AVX2 (fp32)
@@ -186,7 +271,11 @@ class ConvCfC(nn.Module):
         features = self.encode(obs)
         if self.config.prev_action:
             features = torch.cat([features, self._one_hot(prev_action, episode_start, obs)], -1)
-        logits, hx = self._core(features, hx, episode_start)
+        if self.rnn is None:  # feedforward: the state passes through unchanged
+            hx = self.initial_state(obs.shape[0], obs.device) if hx is None else hx
+            logits = self.head(features)
+        else:
+            logits, hx = self._core(features, hx, episode_start)
         return (logits if self.skip is None else logits + self.skip(features)), hx
 
     def _one_hot(self, prev_action, episode_start, obs) -> torch.Tensor:
@@ -238,12 +327,14 @@ class ConvCfC(nn.Module):
         deterministic: bool = True,
         prev_action=None,
     ):
-        """SB3-contrib's recurrent `predict`, in numpy: (actions (N,) int64, next state).
+        """SB3-contrib's recurrent `predict`, in numpy: (actions, next state); actions (N,)
+        int64, or (N, a) float32 for a Box (the mean, within the bounds).
 
-        observation (N, stack, 84, 84) uint8 (or one (stack, 84, 84)); `state` as returned by
-        the last call (None: zeros); `episode_start` (N,) bool zeroes those envs' state first.
-        `deterministic=False` samples from the softmax. The state is numpy (a pair of arrays
-        with mixed memory), so it can be kept anywhere between calls. `prev_action` (N,) int,
+        observation (N, stack, 84, 84) uint8 or (N, stack, d) float (or one of them); `state`
+        as returned by the last call (None: zeros); `episode_start` (N,) bool zeroes those
+        envs' state first. `deterministic=False` samples from the softmax (discrete only).
+        The state is numpy (a pair of arrays with mixed memory), so it can be kept anywhere
+        between calls. `prev_action` (N,) int,
         for a policy with `prev_action`: the action the env executed last step (`info["action"]`
         of cfcclone's envs; -1 where none).
 
@@ -251,7 +342,9 @@ class ConvCfC(nn.Module):
             actions, state = policy.predict(obs, state, start)
         """
         obs = torch.as_tensor(np.asarray(observation))
-        single = obs.dim() == 3
+        if obs.is_floating_point() and self.config.obs_dtype == torch.float32:
+            obs = obs.float()  # numpy's float64 states
+        single = obs.dim() == len(self.config.obs_shape)
         obs = obs[None] if single else obs
         n, device = obs.shape[0], next(self.parameters()).device
         start = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool)
@@ -268,16 +361,14 @@ class ConvCfC(nn.Module):
         if prev_action is not None:
             prev = torch.as_tensor(np.asarray(prev_action, np.int64).reshape(n, 1), device=device)
         logits, hx = self(obs.to(device)[:, None], hx, mask, prev)
-        logits = logits[:, 0].float()
-        if deterministic:
-            actions = logits.argmax(-1)
-        else:
-            actions = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
+        actions = self.actions(logits[:, 0].float(), 0.0 if deterministic else 1.0)
         state = tuple(h.cpu().numpy() for h in hx) if isinstance(hx, tuple) else hx.cpu().numpy()
-        actions = actions.cpu().numpy().astype(np.int64)
+        actions = actions.cpu().numpy()
         return (actions[0] if single else actions), state
 
     def initial_state(self, batch_size: int, device=None):
-        """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory."""
-        h = torch.zeros(batch_size, self.rnn.state_size, device=device)
+        """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory; one
+        column that passes through with core none."""
+        width = 1 if self.rnn is None else self.rnn.state_size
+        h = torch.zeros(batch_size, width, device=device)
         return (h, torch.zeros_like(h)) if self.config.mixed_memory else h

@@ -81,6 +81,12 @@ class TrainConfig(Config):
     """Adam, its learning-rate schedule, the loss weights and gradient clipping."""
     window: WindowConfig = field(default_factory=WindowConfig)
     """The training windows: their length, and how their recurrent state begins."""
+    view_stack: int = 0
+    """Observations per stack the policy sees: 0 keeps the data's; another number restacks
+    the same stored observations (e.g. 4 states for a feedforward policy on a POMDP)."""
+    view_mask: list[int] | None = None
+    """The indices of a state vector the policy sees (None: the data's, where it set one,
+    else all): one dataset of full states serves full and masked clones alike."""
     batch: int = 32
     """Windows per batch."""
     epochs: int = 10
@@ -118,7 +124,7 @@ class TrainConfig(Config):
         for name in ("batch", "epochs", "eval_envs"):
             value = getattr(self, name)
             check(value >= 1, f"expected {name} >= 1, got {value}")
-        for name in ("batches_per_epoch", "eval_episodes", "bn_recalibration"):
+        for name in ("batches_per_epoch", "eval_episodes", "bn_recalibration", "view_stack"):
             value = getattr(self, name)
             check(value >= 0, f"expected {name} >= 0, got {value}")
         check(

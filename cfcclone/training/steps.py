@@ -42,10 +42,12 @@ def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
 
 
 def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0, reduction="mean"):
-    """Cross-entropy of a Batch (on the model's device) from initial state `hx`, zeroed where
-    the batch marks an episode start. The first `burn_in` steps run without gradients and
-    only warm the state. Returns (loss, logits (N, A), labels (N,), final hx); the loss is
-    the (weighted) mean over the steps, or with reduction="sum" their (weighted) sum."""
+    """The loss of a Batch (on the model's device) from initial state `hx`, zeroed where the
+    batch marks an episode start: cross-entropy for discrete actions, the squared error of
+    the action scaled to [-1, 1] (summed over its dimensions) for a Box. The first `burn_in`
+    steps run without gradients and only warm the state. Returns (loss, out (N, A), labels
+    (N,) or targets (N, A), final hx); the loss is the (weighted) mean over the steps, or
+    with reduction="sum" their (weighted) sum."""
     obs, starts, actions, prev = batch.obs, batch.episode_start, batch.actions, batch.prev_actions
     if burn_in:
         with torch.no_grad():
@@ -54,9 +56,22 @@ def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0, reduction
         prev = prev[:, burn_in:]
     logits, hx = model(obs, hx, starts, prev)
     logits = logits.reshape(-1, logits.shape[-1])
+    policy = getattr(model, "module", model)  # under DDP, the policy it wraps
+    if policy.config.action.is_box:
+        target = policy.target(actions).reshape(logits.shape)
+        loss = F.mse_loss(logits.float(), target, reduction="none").sum(-1)
+        return (loss.sum() if reduction == "sum" else loss.mean()), logits, target, hx
     labels = actions.reshape(-1)
     loss = F.cross_entropy(logits, labels, weight=weights, reduction=reduction)
     return loss, logits, labels, hx
+
+
+def agreement(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per step: 1.0 where the argmax is the label; for Box targets (N, A), the mean absolute
+    error of the scaled action (a distance, not a share: lower is better)."""
+    if labels.dim() == 2:
+        return (logits.float() - labels).abs().mean(-1)
+    return (logits.argmax(-1) == labels).float()
 
 
 def detach(hx):

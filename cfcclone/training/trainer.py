@@ -50,6 +50,7 @@ from cfcclone.models.policy import bf16_supported
 from cfcclone.training.config import TrainConfig
 from cfcclone.training.resume import STATE, check_resume, stored_config, truncate_metrics
 from cfcclone.training.steps import (
+    agreement,
     class_weights,
     detach,
     learning_rate,
@@ -89,9 +90,10 @@ class Trainer:
                 "processes: it is the global batch, and each process takes an equal share"
             )
         self.world = distributed.init(self.device)
-        w, f = c.window.seq_len, c.val_fraction
-        self.train_set = SequenceDataset(c.data, w, "train", f, c.seed, c.verify)
-        self.val_set = SequenceDataset(c.data, w, "val", f, c.seed)
+        w, f, stack = c.window.seq_len, c.val_fraction, c.view_stack or None
+        self.train_set = SequenceDataset(c.data, w, "train", f, c.seed, c.verify, stack)
+        self.val_set = SequenceDataset(c.data, w, "val", f, c.seed, stack=stack)
+        self.env_config = view(self.train_set.env_config, c.view_stack, c.view_mask)
         torch.manual_seed(c.seed)  # before the model, so that its initial weights follow the seed
         self.policy = self._initial_policy().to(self.device)
         self.model = self.policy  # what the training step calls: DDP's wrapper over processes
@@ -105,7 +107,10 @@ class Trainer:
         bf16 = c.amp == "bf16" or (c.amp == "auto" and bf16_supported(self.device))
         self.policy.use_bf16(bf16)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=c.optim.lr)
-        weights = class_weights(self.train_set.action_counts(), c.optim.class_weights)
+        counts = self.train_set.action_counts()
+        if counts is None and c.optim.class_weights != "none":
+            raise ValueError("class weights are for discrete actions; this data has Box actions")
+        weights = None if counts is None else class_weights(counts, c.optim.class_weights)
         self.weights = None if weights is None else weights.to(self.device)
         self.rng = np.random.default_rng([c.seed, self.world.rank])  # each rank its own windows
         self.batches_per_epoch = c.batches_per_epoch or max(
@@ -115,26 +120,29 @@ class Trainer:
         if resume:
             self._resume()
 
-    @property
-    def env_config(self):
-        """The game and preprocessing of the data: what the clone is evaluated on."""
-        return self.train_set.env_config
-
     def _initial_policy(self) -> ConvCfC:
-        """A fresh policy from the config, or the `init` checkpoint's (for this dataset's game)."""
-        c, meanings = self.config, self.train_set.action_meanings
+        """A fresh policy from the config, or the `init` checkpoint's (for this dataset's game).
+        The data decides its spaces; a fresh policy of state vectors takes their mean and std
+        from the train split."""
+        c, meanings, spec = self.config, self.train_set.action_meanings, self.train_set.manifest
         if c.init is None:
-            return ConvCfC(
+            policy = ConvCfC(
                 dataclasses.replace(
                     c.policy,
-                    n_actions=len(meanings),
+                    n_actions=spec.action.dim if spec.action.is_box else len(meanings),
                     action_meanings=meanings,
                     stack=self.env_config.stack,
                     screen_size=self.env_config.screen_size,
+                    obs=spec.obs,
+                    action=spec.action,
+                    obs_mask=self.env_config.obs_mask,
                 )
             )
+            if spec.obs.kind == "vector":
+                policy.conv_block.set_statistics(self.train_set.all_steps("frames"))
+            return policy
         loaded = load_policy(c.init)
-        check_policy_matches_env(loaded.policy, meanings)
+        check_policy_matches_env(loaded.policy, meanings, spec.action)
         if loaded.env_config != self.env_config:
             raise ValueError(
                 f"{c.init} was trained on {loaded.env_config}, the data is {self.env_config}"
@@ -153,9 +161,9 @@ class Trainer:
         self.hx = detach(hx)
         # the global batch's (weighted) mean: the sums of all ranks over the sum of the
         # weights of all their labels; DDP averages the gradients, hence the factor `size`
-        count = torch.tensor(float(labels.numel()), device=loss.device)
+        count = torch.tensor(float(len(labels)), device=loss.device)
         weight = count if self.weights is None else self.weights[labels].sum()
-        correct = (logits.argmax(-1) == labels).sum()
+        correct = agreement(logits, labels).sum()
         stats = torch.stack([loss.detach(), weight, correct.float(), count])  # one host sync
         total, weight_all, correct_all, count_all = distributed.all_sum(stats.tolist())
         loss = loss * (self.world.size / weight_all)
@@ -214,11 +222,12 @@ class Trainer:
             loss, acc = self.train_step(batch, self.hx if stored else None)
             losses.append(loss)
             accs.append(acc)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", acc=f"{np.mean(accs[-20:]):.2f}")
+            score = {self.score_key("train")[6:]: f"{np.mean(accs[-20:]):.3f}"}
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", **score)
         frames = self.batches_per_epoch * self.config.batch * self.config.window.seq_len
         return {
             "train_loss": float(np.mean(losses)),
-            "train_acc": float(np.mean(accs)),
+            self.score_key("train"): float(np.mean(accs)),
             "train_frames_per_s": frames / (time.perf_counter() - t0),
         }
 
@@ -243,7 +252,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict:
         if not len(self.val_set):
-            return {"val_loss": None, "val_acc": None}
+            return {"val_loss": None, self.score_key("val"): None}
         self.policy.eval()
         loss_sum, correct, count = 0.0, 0, 0
         for i, batch in enumerate(self.val_set.batches(self.config.batch)):
@@ -251,11 +260,15 @@ class Trainer:
                 continue
             batch = batch.to(self.device, non_blocking=True)
             loss, logits, labels, _ = window_loss(self.policy, batch)
-            loss_sum += loss.item() * labels.numel()
-            correct += (logits.argmax(-1) == labels).sum().item()
-            count += labels.numel()
+            loss_sum += loss.item() * len(labels)
+            correct += agreement(logits, labels).sum().item()
+            count += len(labels)
         loss_sum, correct, count = distributed.all_sum([loss_sum, correct, count])
-        return {"val_loss": loss_sum / count, "val_acc": correct / count}
+        return {"val_loss": loss_sum / count, self.score_key("val"): correct / count}
+
+    def score_key(self, split: str) -> str:
+        """The agreement's metric: {split}_acc (discrete) or {split}_mae (Box, scaled)."""
+        return f"{split}_{'mae' if self.policy.config.action.is_box else 'acc'}"
 
     def closed_loop(self) -> dict:
         c = self.config
@@ -353,15 +366,28 @@ class Trainer:
             truncate_metrics(self.out / "metrics.jsonl", self.epoch)
 
 
+def view(env_config, stack: int = 0, obs_mask=None):
+    """The data's EnvConfig as a policy sees it: restacked (stack > 0) and masked (obs_mask);
+    what its checkpoint stores, so that evaluation plays that view."""
+    changes = {"stack": stack} if stack else {}
+    if obs_mask is not None:
+        changes["obs_mask"] = list(obs_mask)
+    return dataclasses.replace(env_config, **changes) if changes else env_config
+
+
 def _fmt(x, spec: str) -> str:
     return "n/a" if x is None else format(x, spec)
 
 
 def epoch_line(row: dict) -> str:
-    """The tutorial's per-epoch line."""
-    acc = None if row["val_acc"] is None else 100 * row["val_acc"]
+    """The tutorial's per-epoch line (val_mae in place of val_acc for Box actions)."""
+    if "val_mae" in row:
+        score = f"val_mae={_fmt(row['val_mae'], '.4f')}"
+    else:
+        acc = None if row["val_acc"] is None else 100 * row["val_acc"]
+        score = f"val_acc={_fmt(acc, '.2f')}%"
     return (
         f"Epoch {row['epoch']}, train_loss={row['train_loss']:.4g}, "
-        f"val_loss={_fmt(row['val_loss'], '.4g')}, val_acc={_fmt(acc, '.2f')}%, "
+        f"val_loss={_fmt(row['val_loss'], '.4g')}, {score}, "
         f"mean return {_fmt(row['return_mean'], '.1f')}"
     )
