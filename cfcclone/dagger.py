@@ -50,7 +50,7 @@ from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.experts import expert_name, make_expert, needs_ram
-from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
+from cfcclone.rollout import EpisodeTally, as_actions, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
 from cfcclone.vector_env import default_batch, make_vector_env
 
@@ -104,15 +104,19 @@ class BetaMixture:
 
     def __init__(self, student, expert, beta: float, rng: np.random.Generator, num_envs: int):
         self.student, self.expert, self.beta, self.rng = student, expert, beta, rng
-        self.student_actions = np.zeros(num_envs, np.int64)
-        self.expert_actions = np.zeros(num_envs, np.int64)
+        self.num_envs = num_envs
+        self.student_actions = self.expert_actions = None  # (N,) int64, or (N, a) float32
 
     def act(self, obs, episode_start, info) -> np.ndarray:
         ids = info["env_id"]
-        student = self.student_actions[ids] = self.student.act(obs, episode_start, info)
-        expert = self.expert_actions[ids] = self.expert.act(obs, episode_start, info)
+        student = as_actions(self.student.act(obs, episode_start, info))
+        expert = as_actions(self.expert.act(obs, episode_start, info))
+        if self.student_actions is None:
+            self.student_actions = np.zeros((self.num_envs, *student.shape[1:]), student.dtype)
+            self.expert_actions = np.zeros_like(self.student_actions)
+        self.student_actions[ids], self.expert_actions[ids] = student, expert
         played = self.rng.random(len(obs)) < self.beta
-        return np.where(played, expert, student)
+        return np.where(played.reshape(-1, *[1] * (student.ndim - 1)), expert, student)
 
 
 def roll_out(
@@ -129,20 +133,27 @@ def roll_out(
     """Play the beta-mixture of expert and student for `labels` steps over the envs of `env`
     (a vector env the expert can read), labelling every visited state with the expert (into
     `writer`, an EpisodeWriter). Returns the agreement of expert and student on the visited
-    states and the returns of the episodes that ended."""
+    states (for Box actions, the mean absolute and squared difference of their actions) and
+    the returns of the episodes that ended."""
     n = env.num_envs
     rng = np.random.default_rng(seed)
     mix = BetaMixture(StatefulAgent(policy, n, device), expert, beta, rng, n)
     tally, returns = EpisodeTally(n), []
     agree = counted = steps = 0
+    abs_diff = sq_diff = 0.0
     with rollout_threads(device), tqdm(total=labels, desc="roll out", disable=not progress) as bar:
         for t in rollout(env, mix, seed):
-            forced = t.executed != t.actions  # the FIRE protocol served: the label is that FIRE
             student, wanted = mix.student_actions[t.env_ids], mix.expert_actions[t.env_ids]
-            agree += int(np.sum((student == wanted) & ~forced))
+            if student.ndim == 2:  # Box actions: no FIRE protocol, a distance not a match
+                forced, told = np.zeros(len(student), bool), wanted
+                abs_diff += float(np.abs(student - wanted).mean(-1).sum())
+                sq_diff += float(((student - wanted) ** 2).mean(-1).sum())
+            else:  # the FIRE protocol served: the label is that FIRE
+                forced = t.executed != t.actions
+                told = np.where(forced, t.executed, wanted)
+                agree += int(np.sum((student == wanted) & ~forced))
             counted += int(np.sum(~forced))
             if writer is not None:
-                told = np.where(forced, t.executed, wanted)
                 writer.add(t.obs, told, t.reward, t.env_ids, executed=t.executed)
             for i, ret, _ in tally.update(t):
                 returns.append(ret)
@@ -159,6 +170,8 @@ def roll_out(
         "agreement": agree / max(counted, 1),
         "agreed": agree,
         "counted": counted,
+        "abs_diff": abs_diff,
+        "sq_diff": sq_diff,
         "labels": steps,
         "rollout_returns": returns,
     }
@@ -191,12 +204,15 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def _write_manifest(config: DaggerConfig, env_config: EnvConfig, data: Path) -> None:
-    from cfcclone.envs import action_meanings
+    from cfcclone.envs import env_specs
 
+    obs, action, meanings = env_specs(env_config)
     manifest = Manifest(
         game=env_config.game,
         env=env_config,
-        action_meanings=action_meanings(env_config.game),
+        obs=obs,
+        action=action,
+        action_meanings=meanings,
         expert=expert_name(config.expert),
         source="dagger",
         seed=config.train.seed,
@@ -330,11 +346,12 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     beta = config.beta * config.beta_decay ** (round_ - 1)
     previous = out / state["student"]  # relative to OUT: the run can move, or resume elsewhere
     policy = load_policy(previous, device).policy
-    check_policy_matches_env(policy, Manifest.read(data).action_meanings)
+    manifest = Manifest.read(data)
+    check_policy_matches_env(policy, manifest.action_meanings, manifest.action)
     # a checkpoint expert plays from the frames: asynchronous C++ envs; RAM experts read every
-    # env's RAM each step: synchronous RAM envs
+    # env's RAM each step: synchronous RAM envs (gymnasium envs step all together)
     ram = needs_ram(config.expert)
-    batch = None if ram else default_batch(config.envs)
+    batch = None if ram or env_config.kind == "gym" else default_batch(config.envs)
     env = make_vector_env(num_envs=config.envs, batch_size=batch, config=env_config, ram=ram)
     try:
         expert = make_expert(config.expert, env_config.game, config.envs, str(device))
@@ -348,8 +365,8 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
         )
     finally:
         env.close()
-    agreed, counted, played = distributed.all_sum(
-        [rollout_stats[k] for k in ("agreed", "counted", "labels")]
+    agreed, counted, played, abs_diff, sq_diff = distributed.all_sum(
+        [rollout_stats[k] for k in ("agreed", "counted", "labels", "abs_diff", "sq_diff")]
     )
     distributed.barrier("waiting for the other ranks' rollouts")
     if world.main:
@@ -369,13 +386,19 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
             20_000 + round_,
         )
     labels = state["labels"] + int(played)
-    agreement = agreed / max(counted, 1)
+    box = manifest.action.is_box
+    agreement = None if box else agreed / max(counted, 1)
     state.update(rounds_done=round_, student=_relative(student, out), labels=labels)
     row = {
         "round": round_,
         "beta": beta,
         "labels": labels,
         "agreement": agreement,
+        **(
+            {"action_mae": abs_diff / max(counted, 1), "action_mse": sq_diff / max(counted, 1)}
+            if box
+            else {}
+        ),
         "return_mean": result and result.mean,
         "return_std": result and result.std,
         "returns": result and result.returns,
@@ -385,8 +408,8 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     if world.main:
         append_line(out / "metrics.jsonl", json.dumps(row))
         shown = "n/a" if result is None else f"{result.mean:.1f} ± {result.std:.1f}"
-        print(
-            f"round {round_}: beta {beta:.2f}, {labels} labels, agreement "
-            f"{100 * agreement:.1f}%, student return {shown}"
+        agreed = (
+            f"action |diff| {row['action_mae']:.3f}" if box else f"agreement {100 * agreement:.1f}%"
         )
+        print(f"round {round_}: beta {beta:.2f}, {labels} labels, {agreed}, student return {shown}")
     return row

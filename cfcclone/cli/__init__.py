@@ -158,6 +158,11 @@ def _policy_commands(sub) -> None:
     p.add_argument("--expert", help="score an expert instead: planner, tracker, module:function")
     add_options(p, [o for o in params(EnvConfig) if o.name == "game"])
     p.add_argument("--bf16", action="store_true", help="bf16 encoder (faster, not bit-exact)")
+    p.add_argument(
+        "--obs-noise",
+        type=float,
+        help="gymnasium state vectors: Gaussian noise of this std on what the policy sees",
+    )
     p.add_argument("--json", help="also write the results to this file")
     p = _command(
         sub,

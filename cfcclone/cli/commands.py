@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import sys
@@ -51,9 +52,14 @@ def stats(args, options) -> int:
         f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
         f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk"
     )
-    total = max(sum(s["actions"].values()), 1)
+    print(f"  actions {s['action_space']}")
     for name, n in s["actions"].items():
-        print(f"  {name:>10} {n:>9} {100 * n / total:5.1f}%")
+        if isinstance(n, dict):  # a Box dimension
+            print(f"  {name:>10} mean {n['mean']:+.3f} std {n['std']:.3f} "
+                  f"in [{n['min']:+.3f}, {n['max']:+.3f}]")  # fmt: skip
+        else:
+            total = max(sum(s["actions"].values()), 1)
+            print(f"  {name:>10} {n:>9} {100 * n / total:5.1f}%")
     if s["return_mean"] is not None:
         print(
             f"  expert return {s['return_mean']:.1f} ± {s['return_std']:.1f} "
@@ -179,8 +185,11 @@ def evaluate(args, options) -> int:
 
     values = given(args, options)
     game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
+    noise = {} if args.obs_noise is None else {"obs_noise": args.obs_noise}
+    if args.expert and args.checkpoint:
+        raise ValueError("give a checkpoint or --expert, not both")
     if args.expert:
-        env_config = EnvConfig(game=game) if game else EnvConfig()
+        env_config = EnvConfig(game=game, **noise) if game else EnvConfig(**noise)
         values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
         values.pop("threads", None)  # one emulator each
         values.pop("runtime", None)  # they are not policies
@@ -191,7 +200,7 @@ def evaluate(args, options) -> int:
         from cfcclone.export import OnnxAgent
 
         agent = lambda n: OnnxAgent(args.checkpoint, n)  # noqa: E731
-        env_config = agent(1).env_config
+        env_config = dataclasses.replace(agent(1).env_config, **noise)
         _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
         values.pop("runtime", None)
@@ -203,8 +212,9 @@ def evaluate(args, options) -> int:
         loaded = load_policy(args.checkpoint, values.get("device", "cpu"))
         _same_game(args.checkpoint, loaded.env_config, game)
         loaded.policy.use_bf16(args.bf16)
-        run = partial(evaluate_policy, loaded.policy, loaded.env_config)
-        label = f"{args.checkpoint} on {loaded.env_config.describe()}"
+        env_config = dataclasses.replace(loaded.env_config, **noise)
+        run = partial(evaluate_policy, loaded.policy, env_config)
+        label = f"{args.checkpoint} on {env_config.describe()}"
     else:
         raise ValueError("give a checkpoint, or --expert planner --game GAME")
     result = _split_episodes(run, values)

@@ -127,7 +127,8 @@ def check_finite(where, **arrays) -> None:
     """Raise a DatasetError naming the first float array that holds NaN or inf."""
     for key, a in arrays.items():
         if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
-            bad = int(np.flatnonzero(~np.isfinite(np.asarray(a).reshape(len(a), -1)).any(1))[0])
+            rows = ~np.isfinite(np.asarray(a).reshape(len(a), -1))
+            bad = int(np.flatnonzero(rows.any(1))[0])
             raise DatasetError(f"{where}: {key} holds NaN or inf (first at row {bad})")
 
 

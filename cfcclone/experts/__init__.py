@@ -101,7 +101,7 @@ def make_expert(spec, game: str, num_envs: int = 1, device: str = "cpu"):
     if name.startswith("sb3:"):
         from cfcclone.experts.mlp import expert_from_sb3
 
-        return _state_expert(expert_from_sb3(name[4:], game), game)
+        return _state_expert(expert_from_sb3(name[4:]), game)  # SB3 files name no env
     if name.endswith(".safetensors"):
         from cfcclone.experts.mlp import MLPExpert, is_expert_file
 
@@ -135,10 +135,12 @@ def _state_expert(expert, game: str):
 
     if expert.env_id and expert.env_id != game:
         raise ValueError(f"the expert was trained on {expert.env_id}, not {game}")
-    obs, action, _ = env_specs(EnvConfig(game=game))
-    if (obs.dim, action.dim) != (expert.sizes[0], expert.sizes[-1]):
+    obs, action, meanings = env_specs(EnvConfig(game=game))
+    bounds = (expert.low.tolist(), expert.high.tolist())
+    if (obs.dim, action.low, action.high) != (expert.sizes[0], *bounds):
         raise ValueError(
-            f"the expert reads {expert.sizes[0]} numbers and acts in {expert.sizes[-1]}; "
-            f"{game} has {obs.dim} and {action.dim}"
+            f"the expert reads {expert.sizes[0]} numbers and acts in Box({expert.sizes[-1]}) "
+            f"in [{min(bounds[0]):g}, {max(bounds[1]):g}]; {game} observes {obs.dim} and acts "
+            f"in {action.describe(meanings)}: is the expert of another env?"
         )
     return expert
