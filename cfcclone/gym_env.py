@@ -30,8 +30,10 @@ from cfcclone.spaces import specs_of
 def _make(config: EnvConfig, render_mode: str | None):
     if config.pixels and render_mode in (None, "rgb_array"):
         render_mode = "rgb_array"
-    if render_mode == "rgb_array":  # pygame off-screen: no window, no display warnings
+    if render_mode == "rgb_array":  # off-screen: pygame without a window, MuJoCo on EGL
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         return gym.make(config.game, render_mode=render_mode)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, a missing dependency, ...

@@ -79,8 +79,8 @@ def _play_episode(writer: EpisodeWriter, env, expert, seed: int, limit: int, rep
     return steps
 
 
-def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> None:
-    """Play episodes until this worker has `budget` steps on disk."""
+def _run_worker(out, worker, budget, env_config, expert_spec, seed, quota, report) -> None:
+    """Play episodes until this worker has `budget` steps (or `quota` episodes) on disk."""
     import torch
 
     if hasattr(report, "put"):  # a worker process: die with the parent, never orphaned
@@ -94,7 +94,7 @@ def _run_worker(out, worker, budget, env_config, expert_spec, seed, report) -> N
         steps, first = resume_point(Path(out), worker)
         names = lambda _, k: shard_name(worker, first + k)  # noqa: E731
         writer = EpisodeWriter(out, 1, names, game=config.game)
-        while steps < budget:
+        while steps < budget and (quota is None or first + writer.count[0] < quota):
             episode = first + writer.count[0]
             seed_j = episode_seed(seed, worker, episode)
             steps += _play_episode(writer, env, expert, seed_j, budget - steps, report, worker)
@@ -174,6 +174,7 @@ def collect(
     seed: int = 0,
     resume: bool = False,
     progress: bool = True,
+    episodes: int | None = None,
     **env_overrides,
 ) -> Manifest:
     """Collect `frames` expert steps into dataset `out` with `envs` worker processes.
@@ -194,13 +195,16 @@ def collect(
         envs: worker processes, each playing its own env.
         seed: episode j of worker w is reset with a seed derived from (seed, w, j).
         resume: continue an interrupted collection where its last finished shard left off.
+        episodes: stop after this many episodes, over all workers (the frames still cap it).
     """
     out = Path(out)
     env = EnvConfig(game=game, **env_overrides)
     if env.kind == "ale":
         check_game(game)
-    if frames < 1 or envs < 1:
-        raise ValueError(f"expected frames >= 1 and envs >= 1, got {frames} and {envs}")
+    if frames < 1 or envs < 1 or (episodes is not None and episodes < 1):
+        raise ValueError(
+            f"expected frames, envs and episodes >= 1, got {frames}, {envs} and {episodes}"
+        )
     check_workers(envs)
     obs_spec, action_spec, meanings = env_specs(env)  # an unknown env id fails here
     make_expert(expert, game, num_envs=1)  # a bad expert fails here, before anything is written
@@ -223,7 +227,9 @@ def collect(
     distributed.barrier("waiting for rank 0 to prepare the dataset")
     budgets = [frames // envs + (w < frames % envs) for w in range(envs)]
     mine = list(world.share(envs))
-    jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed) for w in mine]
+    quotas = [None if episodes is None else episodes // envs + (w < episodes % envs)
+              for w in range(envs)]  # fmt: skip
+    jobs = [(str(out), w, budgets[w], env.to_dict(), expert, seed, quotas[w]) for w in mine]
     already = sum(resume_point(out, w)[0] for w in mine)
     where = f" (rank {world.rank} of {world.size})" * (world.size > 1)
     with tqdm(total=sum(budgets[w] for w in mine), initial=already, unit="frame",
