@@ -10,36 +10,20 @@ that return a different batch of envs each step keep each env's memory its own. 
     for t in rollout(env, agent, seed=0):
         ...
 
-`make_agent` picks the runtime of a policy's agent: this torch agent, or the same step
-exported in memory to onnxruntime (`cfcclone.export.OnnxAgent`), which runs the nature
-encoder's step at batch 8 about 1.8x faster on one CPU thread.
+`cfcclone.runtime.make_agent` picks the runtime of a policy's agent: this torch agent, or the
+same step exported in memory to onnxruntime (`cfcclone.export.OnnxAgent`), which runs the
+nature encoder's step at batch 8 about 1.8x faster on one CPU thread.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from typing import Literal
-
 import numpy as np
 import torch
 
+from cfcclone.device import resolve_device
 from cfcclone.models import ConvCfC
 
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """The torch device for `name`: auto is CUDA where torch sees one, else the CPU; a name
-    torch cannot use is a ValueError."""
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(
-            f"unknown device {name!r} ({e}); expected auto, cpu, cuda or cuda:N"
-        ) from None
+__all__ = ["StatefulAgent", "check_policy_matches_env", "previous_actions", "resolve_device"]
 
 
 def check_policy_matches_env(policy, action_meanings: list[str], action_spec=None) -> None:
@@ -66,45 +50,6 @@ def check_policy_matches_env(policy, action_meanings: list[str], action_spec=Non
         raise ValueError(
             f"policy actions {c.action_meanings} differ from the env's {action_meanings}"
         )
-
-
-Runtime = Literal["auto", "torch", "onnx"]
-
-
-def onnx_available() -> bool:
-    """Whether onnxruntime is installed (the 'export' extra)."""
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def pick_runtime(runtime: str, policy, device) -> str:
-    """torch or onnx for `policy` on `device`: auto is onnx on the CPU where onnxruntime is
-    installed and the policy's encoder is fp32, else torch; an onnx that cannot run is a
-    ValueError naming why."""
-    device = resolve_device(device)
-    if runtime not in ("auto", "torch", "onnx"):
-        raise ValueError(f"unknown runtime {runtime!r}; expected auto, torch or onnx")
-    if runtime == "auto":
-        fits = device.type == "cpu" and not policy.bf16 and onnx_available()
-        return "onnx" if fits else "torch"
-    if runtime == "onnx":
-        if device.type != "cpu":
-            raise ValueError(f"runtime onnx runs on the CPU, not {device}; use runtime torch")
-        if policy.bf16:
-            raise ValueError("a bf16 encoder runs on the torch runtime; drop --bf16 for onnx")
-        if not onnx_available():
-            raise ValueError("runtime onnx needs onnxruntime: pip install 'cfcclone[export]'")
-    return runtime
-
-
-def make_agent(policy: ConvCfC, num_envs: int, device="cpu", runtime: Runtime = "auto"):
-    """The Actor that plays `policy` greedily in N envs: a StatefulAgent (runtime torch) or an
-    OnnxAgent of the same step exported in memory (onnx; see `pick_runtime` for auto). Both
-    key the recurrent state by env id and reset it per env at episode starts."""
-    if pick_runtime(runtime, policy, device) == "torch":
-        return StatefulAgent(policy, num_envs, device)
-    from cfcclone.export import OnnxAgent
-
-    return OnnxAgent.from_policy(policy, num_envs)
 
 
 class StatefulAgent:

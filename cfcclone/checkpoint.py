@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from cfcclone.agent import resolve_device
 from cfcclone.atomic import atomic_path
+from cfcclone.device import resolve_device
 from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC, PolicyConfig
 

@@ -35,6 +35,7 @@ from ale_py import roms
 from gymnasium.wrappers import AtariPreprocessing
 
 from cfcclone.config import Config, check
+from cfcclone.stacking import FrameStacker
 
 gym.register_envs(ale_py)
 
@@ -151,26 +152,6 @@ def action_meanings(game: str) -> list[str]:
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
     ale.loadROM(roms.get_rom_path(check_game(game)))
     return [a.name for a in ale.getMinimalActionSet()]
-
-
-class FrameStacker:
-    """The last `stack` observations of N envs, (N, stack, *shape), padded by the first one:
-    frames (H, W) uint8, or state vectors (d,) float32.
-
-    `rows` are env ids (an int array); `frames` holds one observation per env of `rows`."""
-
-    def __init__(self, num_envs: int, stack: int, size: int | tuple, dtype=np.uint8):
-        shape = (size, size) if isinstance(size, int) else tuple(size)
-        self.obs = np.zeros((num_envs, stack, *shape), dtype=dtype)
-
-    def start(self, rows: np.ndarray, frames: np.ndarray) -> None:
-        """Begin new episodes in `rows`, frames (len(rows), *shape): every slot gets it."""
-        self.obs[rows] = frames[:, None]
-
-    def push(self, rows: np.ndarray, frames: np.ndarray) -> None:
-        """Append frames (len(rows), *shape) to `rows`, dropping their oldest."""
-        self.obs[rows, :-1] = self.obs[rows, 1:]
-        self.obs[rows, -1] = frames
 
 
 class FireProtocol:

@@ -3,7 +3,7 @@
 Env i plays a fixed quota of episodes (N // envs, one more for the first N % envs) and only
 its first `quota` episodes count. Stopping at the first N episodes to finish would over-sample
 short, low-scoring ones. Policies run on the C++ vector env through the agent of
-`cfcclone.agent.make_agent` (torch's StatefulAgent, or onnxruntime's on the CPU), whose hidden
+`cfcclone.runtime.make_agent` (torch's StatefulAgent, or onnxruntime's on the CPU), whose hidden
 state stays on the device and is reset per env at each episode start; RAM experts run
 on RAM envs with the same preprocessing. Both go through `cfcclone.rollout`, the one loop.
 """
@@ -17,9 +17,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cfcclone import distributed
-from cfcclone.agent import Runtime, check_policy_matches_env, make_agent, resolve_device
+from cfcclone.agent import check_policy_matches_env
+from cfcclone.device import resolve_device
 from cfcclone.envs import EnvConfig
 from cfcclone.rollout import EpisodeTally, rollout, rollout_threads
+from cfcclone.runtime import Runtime, make_agent
 from cfcclone.vector_env import default_batch, make_vector_env
 
 
@@ -176,7 +178,7 @@ def evaluate_policy(
         threads: emulator threads per batch of envs (default: the cores shared out).
         runtime: the policy's runtime: torch, onnx (onnxruntime, CPU, the step exported in
             memory), or auto: onnx on the CPU where onnxruntime is installed and the encoder
-            is fp32, else torch (see `cfcclone.agent.make_agent`).
+            is fp32, else torch (see `cfcclone.runtime.make_agent`).
     """
     device, was_training = resolve_device(device), policy.training
     try:

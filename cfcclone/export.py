@@ -172,7 +172,7 @@ class OnnxAgent:
     @classmethod
     def from_policy(cls, policy: ConvCfC, num_envs: int, threads: int = 1) -> OnnxAgent:
         """An agent running `policy` (a ConvCfC on the CPU) on onnxruntime, exported in memory
-        (about 0.15 s): `cfcclone.agent.make_agent`'s onnx runtime. `threads`: onnxruntime's
+        (about 0.15 s): `cfcclone.runtime.make_agent`'s onnx runtime. `threads`: onnxruntime's
         intra-op threads (one, as torch's in rollouts: the emulator needs the other cores)."""
         graph = io.BytesIO()
         _export(policy, graph)

@@ -23,11 +23,11 @@ import os
 import gymnasium as gym
 import numpy as np
 
-from cfcclone.envs import EnvConfig, FrameStacker
 from cfcclone.spaces import specs_of
+from cfcclone.stacking import FrameStacker
 
 
-def _make(config: EnvConfig, render_mode: str | None):
+def _make(config, render_mode: str | None):
     if config.pixels and render_mode in (None, "rgb_array"):
         render_mode = "rgb_array"
     if render_mode == "rgb_array":  # off-screen: pygame without a window, MuJoCo on EGL
@@ -40,7 +40,7 @@ def _make(config: EnvConfig, render_mode: str | None):
         raise ValueError(f"cannot make gymnasium env {config.game!r}: {e}") from None
 
 
-def gym_specs(config: EnvConfig):
+def gym_specs(config):
     """(ObsSpec, ActionSpec, action meanings) of the gymnasium env `config.game`."""
     env = _make(config, None)
     try:
@@ -70,7 +70,7 @@ class GymEnv(gym.Wrapper):
     """One gymnasium env with cfcclone's observation (see the module doc); info carries the
     env's own observation as "state"."""
 
-    def __init__(self, config: EnvConfig, render_mode: str | None = None):
+    def __init__(self, config, render_mode: str | None = None):
         env = _make(config, render_mode)
         super().__init__(env)
         self.config = config
@@ -113,7 +113,7 @@ class GymVectorEnv(gym.vector.SyncVectorEnv):
     """N `GymEnv`s stepped in this process with same-step autoreset; `.config`,
     `.action_meanings`, `.action_spec`, `.batch_size` as the ALE vector envs have them."""
 
-    def __init__(self, config: EnvConfig, num_envs: int, render_mode: str | None = None):
+    def __init__(self, config, num_envs: int, render_mode: str | None = None):
         if num_envs < 1:
             raise ValueError(f"expected num_envs >= 1, got {num_envs}")
         super().__init__(

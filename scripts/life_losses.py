@@ -87,8 +87,8 @@ def main(argv=None) -> None:
         env = make_vector_env(num_envs=n, batch_size=n, config=config, ram=True)
         actor = make_expert(args.expert, args.game, num_envs=n)
     else:
-        from cfcclone.agent import make_agent
         from cfcclone.checkpoint import load_policy
+        from cfcclone.runtime import make_agent
 
         loaded = load_policy(args.checkpoint)
         env = make_vector_env(num_envs=n, batch_size=n, config=loaded.env_config)

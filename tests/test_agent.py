@@ -117,12 +117,12 @@ def test_policy_with_the_wrong_action_count_is_refused():
 
 
 def test_without_onnxruntime_auto_runs_torch_and_onnx_is_refused(policy, monkeypatch):
-    from cfcclone import agent as agent_module
+    from cfcclone import runtime
 
-    monkeypatch.setattr(agent_module, "onnx_available", lambda: False)
-    assert isinstance(agent_module.make_agent(policy, 2, runtime="auto"), StatefulAgent)
+    monkeypatch.setattr(runtime, "onnx_available", lambda: False)
+    assert isinstance(runtime.make_agent(policy, 2, runtime="auto"), StatefulAgent)
     with pytest.raises(ValueError, match=r"runtime onnx needs onnxruntime: pip install"):
-        agent_module.make_agent(policy, 2, runtime="onnx")
+        runtime.make_agent(policy, 2, runtime="onnx")
 
 
 def test_a_prev_action_agent_reads_info_action_and_steps_as_one_sequence_pass():

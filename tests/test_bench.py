@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cfcclone.agent import onnx_available
 from cfcclone.bench import BenchConfig, run_bench
 from cfcclone.bench.figures import make_data
 from cfcclone.bench.report import format_table, goals, read_goals
 from cfcclone.cli import main
 from cfcclone.models.policy import bf16_supported
+from cfcclone.runtime import onnx_available
 
 pytestmark = pytest.mark.slow
 

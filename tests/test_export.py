@@ -181,7 +181,7 @@ def test_bad_onnx_files_are_named(tmp_path):
 
 def test_the_in_memory_onnx_agent_keys_its_state_by_env_id_like_the_torch_agent(tmp_path):
     from cfcclone import load_policy
-    from cfcclone.agent import make_agent
+    from cfcclone.runtime import make_agent
 
     loaded = load_policy(_checkpoint(tmp_path, encoder="nature"))
     torch_agent = make_agent(loaded.policy, 6, runtime="torch")
@@ -201,7 +201,7 @@ def test_the_in_memory_onnx_agent_keys_its_state_by_env_id_like_the_torch_agent(
 
 def test_auto_runtime_is_onnx_on_the_cpu_and_torch_where_onnx_cannot_run(tmp_path):
     from cfcclone import load_policy
-    from cfcclone.agent import pick_runtime
+    from cfcclone.runtime import pick_runtime
 
     policy = load_policy(_checkpoint(tmp_path, encoder="nature")).policy
     assert pick_runtime("auto", policy, "cpu") == "onnx"

@@ -98,8 +98,8 @@ def _rollouts(figs: dict, c: BenchConfig, ref, ref_reason, device, log) -> None:
     """Rollout figures, measured side by side (see `figures.interleaved`): cfcclone's in one
     torch thread, as `cfcclone eval` runs them, the tutorial's loop in the run's threads."""
     from cfcclone import ConvCfC, PolicyConfig
-    from cfcclone.agent import pick_runtime
     from cfcclone.models.policy import bf16_supported
+    from cfcclone.runtime import pick_runtime
     from cfcclone.vector_env import default_batch
 
     runs, threads = {}, torch.get_num_threads()

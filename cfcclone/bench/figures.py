@@ -192,8 +192,8 @@ def vector_rollout(
     (asynchronously where batch < num_envs), or of random actions without a model where
     policy is None (the ceiling); and a `close()`."""
     from cfcclone import make_vector_env
-    from cfcclone.agent import make_agent
     from cfcclone.rollout import rollout
+    from cfcclone.runtime import make_agent
 
     env = make_vector_env("breakout", num_envs, batch_size=batch)
     if policy is None:
@@ -216,7 +216,7 @@ def model_alone(policy, batch: int, c: BenchConfig, device, runtime: str = "auto
     """Timed runs `once() -> (env steps, seconds)` of the agent's step alone (`make_agent` on
     `runtime`) on `batch` fixed random observations: the rollout's bound where the model is
     the cost."""
-    from cfcclone.agent import make_agent
+    from cfcclone.runtime import make_agent
 
     agent = make_agent(policy, batch, device, runtime)
     obs = np.random.default_rng(0).integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8)

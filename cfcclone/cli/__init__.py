@@ -109,7 +109,7 @@ def _record_command(sub) -> None:
 
 def _training_commands(sub) -> None:
     from cfcclone.dagger import DaggerConfig
-    from cfcclone.demo import DemoConfig
+    from cfcclone.demo import PRESETS, DemoConfig
     from cfcclone.training import TrainConfig
 
     p = _command(
@@ -130,13 +130,19 @@ def _training_commands(sub) -> None:
         skip=TRAIN_SET_PER_ROUND,
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted DAgger run")
-    _command(
+    p = _command(
         sub,
         "demo",
         commands.demo,
         "the main job: collect, train, evaluate, record",
         DemoConfig,
         skip=TRAIN_SET_PER_ROUND,
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="breakout",
+        help="the job the options change: breakout (the default) or hopper (MuJoCo Hopper-v5)",
     )
 
 

@@ -277,9 +277,9 @@ def plot(args, options) -> int:
 
 
 def demo(args, options) -> int:
-    from cfcclone.demo import DemoConfig, run_demo
+    from cfcclone.demo import PRESETS, DemoConfig, run_demo
 
-    run_demo(config_from_args(DemoConfig, args, options, base=DemoConfig()))
+    run_demo(config_from_args(DemoConfig, args, options, base=PRESETS[args.preset]))
     return 0
 
 
