@@ -61,12 +61,14 @@ class PlayResult:
     returns: list[float]
     step_ms: list[float]
     """Wall time of each act() call, in milliseconds."""
+    real_time_ms: float = 1000 * 4 / 60
+    """A step's duration in real time: 4 frames of 1/60 s for ALE, the env's dt otherwise."""
 
     def latency(self) -> str:
         p50, p99 = np.percentile(self.step_ms, [50, 99]) if self.step_ms else (0.0, 0.0)
         return (
             f"agent step {p50:.1f} ms p50, {p99:.1f} ms p99 "
-            "(real time gives a step of 4 frames 67 ms)"
+            f"(real time gives a step {self.real_time_ms:.0f} ms)"
         )
 
 
@@ -131,8 +133,12 @@ def play(
     env = make_vector_env(num_envs=1, config=env_config, render_mode=render_mode or "rgb_array")
     agent = _Timed(StatefulAgent.for_env(policy, env) if isinstance(policy, ConvCfC) else policy)
     frames, returns = [], []
-    # a window plays at the game's pace: frame_skip frames of 1/60 s a step
-    pace = Pacer(env_config.frame_skip / 60 if render == "human" else 0.0)
+    # a window plays at the game's pace: frame_skip frames of 1/60 s a step (gymnasium's own
+    # human rendering keeps its env's pace)
+    period = env_config.frame_skip / 60
+    if env_config.kind == "gym":
+        period = getattr(env.envs[0].unwrapped, "dt", None) or 1 / 50
+    pace = Pacer(period if render == "human" and env_config.kind == "ale" else 0.0)
     try:
         for episode in range(episodes):
             total, steps = 0.0, 0
@@ -149,4 +155,4 @@ def play(
         env.close()
     if record:
         write_video(record, frames, fps=max(1, 30 // frame_every))
-    return PlayResult(returns, agent.ms)
+    return PlayResult(returns, agent.ms, 1000 * period)

@@ -185,3 +185,17 @@ def test_dagger_labels_box_actions_by_their_distance(pendulum_run, tmp_path):
     rows = run_dagger(config, progress=False)
     assert rows[0]["agreement"] is None and rows[0]["action_mae"] > 0
     assert rows[0]["labels"] == 200
+
+
+def test_a_feedforward_box_policy_runs_the_same_on_onnxruntime():
+    pytest.importorskip("onnxruntime")
+    from cfcclone.export import OnnxAgent
+
+    policy = vector_policy(core="none", obs_mask=[1, 2])
+    onnx_agent, torch_agent = OnnxAgent.from_policy(policy, 2), StatefulAgent(policy, 2)
+    obs = np.random.default_rng(0).normal(size=(4, 2, 2, 3)).astype(np.float32)
+    for t in range(4):
+        start = np.array([t == 0, t == 2])
+        np.testing.assert_allclose(
+            onnx_agent.act(obs[t], start), torch_agent.act(obs[t], start), rtol=1e-5, atol=1e-6
+        )

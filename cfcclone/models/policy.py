@@ -271,8 +271,10 @@ class ConvCfC(nn.Module):
         features = self.encode(obs)
         if self.config.prev_action:
             features = torch.cat([features, self._one_hot(prev_action, episode_start, obs)], -1)
-        if self.rnn is None:  # feedforward: the state passes through unchanged
+        if self.rnn is None:  # feedforward: the (zero) state passes through, reset as a CfC's
             hx = self.initial_state(obs.shape[0], obs.device) if hx is None else hx
+            if episode_start is not None:  # (and an ONNX graph keeps its episode_start input)
+                hx = _zero_where(hx, episode_start[:, 0])
             logits = self.head(features)
         else:
             logits, hx = self._core(features, hx, episode_start)
