@@ -230,7 +230,12 @@ def _add_expert_data(config: DaggerConfig, source: str, data: Path, student=None
             f"{source} holds {manifest.expert} {manifest.game} data; DAgger labels with "
             f"the {expert_name(config.expert)} expert, so aggregate data of that expert"
         )
-    if student is not None and manifest.env != student:
+    # the stack and the mask are the student's view of the stored frames or states, not how
+    # they were recorded: data of one stack (or full states) serves a student of another
+    recorded = manifest.env
+    if student is not None:
+        recorded = dataclasses.replace(recorded, stack=student.stack, obs_mask=student.obs_mask)
+    if student is not None and recorded != student:
         raise ValueError(f"{source} was recorded with other preprocessing than {config.init}")
     data.mkdir(parents=True, exist_ok=True)
     _link_shards(Path(source), data)
