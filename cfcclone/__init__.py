@@ -1,4 +1,5 @@
-"""cfcclone: recurrent behavior cloning of Atari experts with liquid (CfC) networks.
+"""cfcclone: recurrent behavior cloning with liquid (CfC) networks: Atari games from frames,
+and any gymnasium env from state vectors or rendered frames, with discrete or Box actions.
 
 The pipeline, as the command line runs it:
 
@@ -21,15 +22,18 @@ from cfcclone.experts import make_expert
 from cfcclone.models import ConvCfC, PolicyConfig
 from cfcclone.play import play
 from cfcclone.rollout import Actor, Transition, rollout
+from cfcclone.spaces import ActionSpec, ObsSpec
 from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig, train
 from cfcclone.vector_env import make_vector_env
 
 __all__ = [
+    "ActionSpec",
     "Actor",
     "ConvCfC",
     "DaggerConfig",
     "EnvConfig",
     "LoadedPolicy",
+    "ObsSpec",
     "OptimConfig",
     "PolicyConfig",
     "SequenceDataset",

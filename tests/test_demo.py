@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cfcclone import evaluate_expert, evaluate_policy, load_policy
+from cfcclone import SequenceDataset, evaluate_expert, evaluate_policy, load_policy
 from cfcclone.demo import DEMO_RECIPE, DemoConfig, run_demo
 from cfcclone.envs import EnvConfig
 
@@ -44,3 +44,24 @@ def test_tiny_demo_leaves_a_complete_run_whose_figures_rerun(tmp_path, capsys):
     # a rerun reuses the data and the finished run
     run_demo(config)
     assert "reusing the expert data" in capsys.readouterr().out
+
+
+def test_the_hopper_preset_clones_the_shipped_expert_from_its_episodes(tmp_path, monkeypatch):
+    """The preset's whole job on tiny settings: 2 expert episodes, a Box clone of state vectors,
+    both scored on the same seeds."""
+    pytest.importorskip("mujoco")
+    from pathlib import Path
+
+    from cfcclone.demo import PRESETS
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the preset names checkpoints/...
+    preset = PRESETS["hopper"]
+    train = dataclasses.replace(preset.train, epochs=1, batches_per_epoch=2, eval_episodes=0)
+    config = dataclasses.replace(preset, out=str(tmp_path / "hopper"), episodes_collected=2,
+                                 train=train, episodes=2, envs=2, gif_steps=5)  # fmt: skip
+    summary = run_demo(config)
+    data = SequenceDataset(tmp_path / "hopper" / "data", 1, "all")
+    assert data.episodes == 2 and data.manifest.action.kind == "box"
+    assert summary["val_mae"] is not None and summary["val_acc"] is None
+    expert = evaluate_expert(preset.expert, preset.env, 2, 1, seed=1)
+    assert summary["expert"]["returns"] == expert.returns
