@@ -195,3 +195,27 @@ def test_bad_stored_configs_raise_the_checkpoint_error(tmp_path, change, why):
     save_file(tensors, tmp_path / "bad.safetensors", metadata={"cfcclone": json.dumps(config)})
     with pytest.raises(CheckpointError, match=f"bad.safetensors: bad stored config.*{why}"):
         load_policy(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, view, first_return",
+    [
+        ("hopper_cfc", (1, None), 3233.69),
+        ("hopper_positions_cfc", (2, [0, 1, 2, 3, 4]), 3042.97),
+    ],
+)
+def test_the_shipped_hopper_clones_keep_their_view_and_replay_their_first_episode(
+    name, view, first_return
+):
+    """checkpoints/README.md's evaluation (30 episodes, seed 1, onnxruntime) began with this
+    episode; the clone replays it, with the view it was trained on."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("onnxruntime")
+    from cfcclone.evaluation import evaluate_policy
+
+    loaded = load_policy(CHECKPOINTS / f"{name}.safetensors")
+    assert (loaded.env_config.stack, loaded.env_config.obs_mask) == view
+    assert loaded.policy.config.action.kind == "box"
+    result = evaluate_policy(loaded.policy, loaded.env_config, 1, 1, seed=1, runtime="onnx")
+    assert result.returns[0] == pytest.approx(first_return, abs=0.01)

@@ -4,6 +4,8 @@
 # baselines on the positions (1 and 4 stacked states), all on the same data and recipe; then
 # 30 held-out episodes each (seed 1), clean and under observation noise 0.1, and the expert on
 # the same seeds. Resumable: finished steps are skipped. Usage: bash experiments/hopper/run.sh
+# `bash experiments/hopper/run.sh seeds` trains and scores training seed 1 of the two shipped
+# recipes (full state; positions, 2 stacked) on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=".venv/bin/cfcclone"
@@ -18,6 +20,16 @@ train() {  # name, options...
   local name=$1; shift
   [ -f "$OUT/$name/best.safetensors" ] || $C train --data "$OUT/data" --out "$OUT/$name" $RECIPE "$@"
 }
+if [ "${1:-}" = seeds ]; then
+  train cfc-full-s1 --seed 1 &
+  train cfc-pos2-s1 $POS --view-stack 2 --seed 1
+  wait
+  for name in cfc-full-s1 cfc-pos2-s1; do
+    $C eval "$OUT/$name/best.safetensors" --episodes 30 --envs 10 --seed 1 \
+      --json "$OUT/eval-$name-noise0.json"
+  done
+  exit
+fi
 train cfc-full &
 train cfc-pos $POS
 wait
