@@ -77,6 +77,9 @@ class EnvConfig(Config):
     obs_noise: float = 0.0
     """gymnasium vector observations: Gaussian noise of this std added to what the student
     sees (a robustness check; experts read the clean state)."""
+    env_kwargs: dict | None = None
+    """gymnasium envs: keyword arguments of gym.make, as JSON on the command line (e.g.
+    '{"terminate_when_unhealthy": false}'); max_episode_steps is one of them."""
 
     def __post_init__(self):
         check(isinstance(self.game, str) and self.game != "", f"expected a game, got {self.game!r}")
@@ -91,10 +94,16 @@ class EnvConfig(Config):
             f"expected obs_noise >= 0, got {self.obs_noise!r}",
         )
         check(
-            self.kind == "gym"
-            or (self.obs_mask is None and not self.pixels and not self.obs_noise),
-            f"obs_mask, pixels and obs_noise apply to gymnasium envs, not ALE's {self.game!r}",
+            self.env_kwargs is None or all(isinstance(k, str) for k in self.env_kwargs),
+            f"expected env_kwargs as a dict of names, got {self.env_kwargs!r}",
         )
+        check(
+            self.kind == "gym"
+            or (self.obs_mask is None and not self.pixels and not self.obs_noise
+                and not self.env_kwargs),
+            f"obs_mask, pixels, obs_noise and env_kwargs apply to gymnasium envs, not ALE's "
+            f"{self.game!r}",
+        )  # fmt: skip
         for name in ("frame_skip", "screen_size", "stack", "max_episode_frames"):
             value = getattr(self, name)
             check(is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")

@@ -27,7 +27,9 @@ from cfcclone.spaces import specs_of
 from cfcclone.stacking import FrameStacker
 
 
-def _make(config, render_mode: str | None):
+def gym_make(config, render_mode: str | None = None):
+    """gym.make of `config.game` with its env_kwargs; ValueError naming the env where it
+    cannot be made. Rendered off-screen where there is no display."""
     if config.pixels and render_mode in (None, "rgb_array"):
         render_mode = "rgb_array"
     if render_mode == "rgb_array":  # off-screen: pygame without a window, MuJoCo on EGL
@@ -35,14 +37,14 @@ def _make(config, render_mode: str | None):
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             os.environ.setdefault("MUJOCO_GL", "egl")
     try:
-        return gym.make(config.game, render_mode=render_mode)
-    except gym.error.Error as e:  # NameNotFound, VersionNotFound, a missing dependency, ...
+        return gym.make(config.game, render_mode=render_mode, **(config.env_kwargs or {}))
+    except (gym.error.Error, TypeError) as e:  # NameNotFound, a kwarg it does not take, ...
         raise ValueError(f"cannot make gymnasium env {config.game!r}: {e}") from None
 
 
 def gym_specs(config):
     """(ObsSpec, ActionSpec, action meanings) of the gymnasium env `config.game`."""
-    env = _make(config, None)
+    env = gym_make(config, None)
     try:
         obs, action = specs_of(env.observation_space, env.action_space, config.pixels)
         meanings = []
@@ -71,7 +73,7 @@ class GymEnv(gym.Wrapper):
     env's own observation as "state"."""
 
     def __init__(self, config, render_mode: str | None = None):
-        env = _make(config, render_mode)
+        env = gym_make(config, render_mode)
         super().__init__(env)
         self.config = config
         self.obs_spec, self.action_spec = specs_of(env.observation_space, env.action_space,

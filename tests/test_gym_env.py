@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cfcclone import collect, make_env, make_vector_env
+from cfcclone.cli import main
 from cfcclone.data.format import open_shard
 from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig, env_specs
@@ -70,7 +71,23 @@ def test_bad_env_options_get_one_line_errors(tmp_path):
                 progress=False)  # fmt: skip
     with pytest.raises(ValueError, match="apply to gymnasium envs"):
         EnvConfig(game="breakout", obs_mask=[0])
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(ValueError, match="apply to gymnasium envs"):
+        EnvConfig(game="breakout", env_kwargs={"frameskip": 2})
+    with pytest.raises(ValueError, match="unexpected keyword argument 'bogus'"):
+        collect(tmp_path / "c", "CartPole-v1", "planner", frames=10, env_kwargs={"bogus": 1},
+                progress=False)  # fmt: skip
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_env_kwargs_reach_gym_make_and_are_stored_with_the_data(tmp_path):
+    main(["collect", "--env", "CartPole-v1", "--expert", "planner", "--episodes", "2",
+          "--frames", "100", "--envs", "1", "--stack", "1", "--out", str(tmp_path / "d"),
+          "--env-kwargs", '{"max_episode_steps": 17, "sutton_barto_reward": true}'])  # fmt: skip
+    manifest = Manifest.read(tmp_path / "d")
+    assert manifest.env.env_kwargs == {"max_episode_steps": 17, "sutton_barto_reward": True}
+    assert manifest.steps == 34 and manifest.segments == 2  # truncated at 17 steps
+    env = make_env(**manifest.env.to_dict())
+    assert env.spec.max_episode_steps == 17 and env.unwrapped._sutton_barto_reward
 
 
 def test_the_cartpole_planner_holds_the_pole_for_500_steps():

@@ -17,7 +17,7 @@ from cfcclone.cli import main
 from cfcclone.data.format import DatasetError, list_shards, open_shard
 from cfcclone.data.manifest import Manifest
 from cfcclone.data.minari_format import export_minari, gray, import_minari
-from cfcclone.envs import make_env
+from cfcclone.envs import EnvConfig, make_env
 
 gym.register_envs(ale_py)
 SEEDS = (3, 4, 5)
@@ -25,15 +25,17 @@ BREAKOUT_IN_FULL_SET = [0, 1, 3, 4]  # NOOP, FIRE, RIGHT, LEFT among ALE's 18 ac
 
 
 def make_minari(root, name, env, actions=(0, 1, 2, 3), seeds=SEEDS, **collector):
-    """A Minari dataset at root/name of random `actions` on `env`, one episode per seed."""
+    """A Minari dataset at root/name of random `actions` on `env`, one episode per seed
+    (`actions` None: samples of the env's action space)."""
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     collector_env = minari.DataCollector(env, jpeg_encoding=False, **collector)
     rng = np.random.default_rng(0)
+    collector_env.action_space.seed(0)
     for seed in seeds:
         collector_env.reset(seed=seed)
         done = False
         while not done:
-            a = int(rng.choice(actions))
+            a = collector_env.action_space.sample() if actions is None else int(rng.choice(actions))
             *_, terminated, truncated, _ = collector_env.step(a)
             done = terminated or truncated
     with pytest.warns(UserWarning):  # no eval env: Minari says it will use this one
@@ -178,10 +180,10 @@ def refused(source, out, capsys, message):
     assert not out.exists() and not list(out.parent.glob(f"{out.name}*"))
 
 
-def test_a_dataset_of_another_env_is_refused(minari_root, tmp_path, capsys):
-    source = make_minari(minari_root, "test/cartpole/random-v0", gym.make("CartPole-v1"),
-                         actions=(0, 1), seeds=(0,))  # fmt: skip
-    refused(source, tmp_path / "ds", capsys, "CartPole-v1 is not an ALE game")
+def test_an_env_without_state_vectors_is_refused(minari_root, tmp_path, capsys):
+    source = make_minari(minari_root, "test/frozenlake/random-v0", gym.make("FrozenLake-v1"),
+                         seeds=(0,))  # fmt: skip
+    refused(source, tmp_path / "ds", capsys, "expected a flat Box observation space")
 
 
 def test_a_different_action_set_is_refused(minari_root, tmp_path, capsys):
@@ -220,3 +222,80 @@ def test_import_refuses_an_existing_out(rgb_set, tmp_path):
         import_minari(rgb_set, tmp_path / "ds", progress=False)
     with pytest.raises(DatasetError, match="no metadata.json"):
         import_minari(tmp_path / "ds", tmp_path / "other", progress=False)
+
+
+# MuJoCo: Minari's MuJoCo sets hold float64 state vectors and Box actions of a gymnasium env
+
+
+@pytest.fixture(scope="module")
+def hopper_set(minari_root):
+    """Hopper-v5 as `mujoco/hopper/*` has it, with random actions and 40-step episodes."""
+    return make_minari(minari_root, "test/hopper/random-v0",
+                       gym.make("Hopper-v5", max_episode_steps=40), actions=None)  # fmt: skip
+
+
+def test_hopper_import_holds_the_states_and_actions_and_replays(hopper_set, tmp_path):
+    manifest = import_minari(hopper_set, tmp_path / "ds", progress=False)
+    assert (manifest.obs.kind, manifest.obs.dim) == ("vector", 11)
+    assert manifest.action.is_box and manifest.action.low == [-1.0] * 3
+    assert manifest.env == EnvConfig(game="Hopper-v5", stack=1,
+                                      env_kwargs={"max_episode_steps": 40})  # fmt: skip
+    source = minari.load_dataset(str(hopper_set))
+    episodes = list(source.iterate_episodes())
+    assert manifest.steps == sum(len(e.actions) for e in episodes)
+    for episode, shard in zip(episodes, manifest.shard_dirs(tmp_path / "ds"), strict=True):
+        assert episode.observations.dtype == np.float64
+        _, arrays = open_shard(shard)
+        T = len(episode.actions)
+        assert np.array_equal(arrays["frames"], episode.observations[:T].astype(np.float32))
+        assert np.array_equal(arrays["actions"], episode.actions.astype(np.float32))
+        assert np.array_equal(arrays["rewards"], episode.rewards.astype(np.float32))
+    # the manifest's env is the dataset's: the same first state on the episode's seed
+    env = make_env(**manifest.env.to_dict())
+    obs, _ = env.reset(seed=SEEDS[0])
+    assert np.array_equal(obs[-1], episodes[0].observations[0].astype(np.float32))
+
+
+def test_hopper_export_import_round_trip(hopper_set, tmp_path):
+    first = import_minari(hopper_set, tmp_path / "ds", progress=False)
+    path = export_minari(tmp_path / "ds", "cfc/hopper/copy-v0", datasets=tmp_path / "m",
+                         progress=False)  # fmt: skip
+    exported = minari.MinariDataset(path / "data")
+    assert exported.observation_space.dtype == np.float64  # the env's own space
+    assert exported.action_space.shape == (3,)
+    env = exported.recover_environment()
+    assert env.spec.id == "Hopper-v5" and env.spec.max_episode_steps == 40
+    back = import_minari(path, tmp_path / "back", progress=False)
+    assert (back.env, back.obs, back.action, back.steps) == (
+        first.env, first.obs, first.action, first.steps)  # fmt: skip
+    for a, b in zip(first.shard_dirs(tmp_path / "ds"), back.shard_dirs(tmp_path / "back"),
+                    strict=True):  # fmt: skip
+        (_, x), (_, y) = open_shard(a), open_shard(b)
+        for key in ("frames", "actions", "rewards"):
+            assert np.array_equal(x[key], y[key]), key
+
+
+def test_nan_in_a_hopper_set_is_refused(hopper_set, tmp_path, capsys):
+    import h5py
+
+    broken = tmp_path / "broken"
+    shutil.copytree(hopper_set, broken)
+    with h5py.File(broken / "data" / "main_data.hdf5", "r+") as f:
+        f["episode_1"]["observations"][5, 2] = np.nan
+    refused(broken, tmp_path / "ds", capsys, "observations holds NaN or inf (first at row 5)")
+
+
+def test_a_hopper_set_of_other_spaces_is_refused(minari_root, tmp_path, capsys):
+    source = make_minari(minari_root, "test/hopper/wide-v0",
+                         gym.make("Hopper-v5", max_episode_steps=5), actions=None, seeds=(0,),
+                         action_space=gym.spaces.Box(-2, 2, (3,), np.float32))  # fmt: skip
+    refused(source, tmp_path / "ds", capsys, "are not Hopper-v5's")
+
+
+@pytest.mark.parametrize("dataset_id", ["noversion", "x/y"])
+def test_a_dataset_id_without_a_version_is_named(follower_data, tmp_path, capsys, dataset_id):
+    args = ["export-minari", str(follower_data), "--dataset-id", dataset_id]
+    assert main([*args, "--datasets", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cfcclone export-minari: error: bad dataset id '{dataset_id}'"), err
+    assert "v(version)" in err and "Traceback" not in err and not list(tmp_path.iterdir())

@@ -147,6 +147,7 @@ def _training_commands(sub) -> None:
 
 
 def _policy_commands(sub) -> None:
+    from cfcclone.cli.commands import EVAL_ENV_CHANGES
     from cfcclone.envs import EnvConfig
     from cfcclone.evaluation import evaluate_policy
     from cfcclone.play import play
@@ -162,13 +163,9 @@ def _policy_commands(sub) -> None:
     )
     p.add_argument("checkpoint", nargs="?", help="a checkpoint (.safetensors) or its .onnx export")
     p.add_argument("--expert", help="score an expert instead: planner, tracker, module:function")
-    add_options(p, [o for o in params(EnvConfig) if o.name == "game"])
+    # the env: the checkpoint's, where one is given; these change it
+    add_options(p, [o for o in params(EnvConfig) if o.name in ("game", *EVAL_ENV_CHANGES)])
     p.add_argument("--bf16", action="store_true", help="bf16 encoder (faster, not bit-exact)")
-    p.add_argument(
-        "--obs-noise",
-        type=float,
-        help="gymnasium state vectors: Gaussian noise of this std on what the policy sees",
-    )
     p.add_argument("--json", help="also write the results to this file")
     p = _command(
         sub,

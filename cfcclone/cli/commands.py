@@ -178,6 +178,10 @@ def _same_game(path, env_config, game) -> None:
         raise ValueError(f"{path} plays {env_config.game}, not {game}")
 
 
+EVAL_ENV_CHANGES = ("obs_noise", "env_kwargs")
+"""EnvConfig fields that `eval` lays over the checkpoint's env (or the expert's)."""
+
+
 def evaluate(args, options) -> int:
     from cfcclone import distributed
     from cfcclone.envs import EnvConfig
@@ -185,11 +189,11 @@ def evaluate(args, options) -> int:
 
     values = given(args, options)
     game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
-    noise = {} if args.obs_noise is None else {"obs_noise": args.obs_noise}
+    changes = {k: getattr(args, k) for k in EVAL_ENV_CHANGES if hasattr(args, k)}
     if args.expert and args.checkpoint:
         raise ValueError("give a checkpoint or --expert, not both")
     if args.expert:
-        env_config = EnvConfig(game=game, **noise) if game else EnvConfig(**noise)
+        env_config = EnvConfig(game=game, **changes) if game else EnvConfig(**changes)
         values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
         values.pop("threads", None)  # one emulator each
         values.pop("runtime", None)  # they are not policies
@@ -200,7 +204,7 @@ def evaluate(args, options) -> int:
         from cfcclone.export import OnnxAgent
 
         agent = lambda n: OnnxAgent(args.checkpoint, n)  # noqa: E731
-        env_config = dataclasses.replace(agent(1).env_config, **noise)
+        env_config = dataclasses.replace(agent(1).env_config, **changes)
         _same_game(args.checkpoint, env_config, game)
         values.pop("device", None)  # onnxruntime's CPU provider
         values.pop("runtime", None)
@@ -212,7 +216,7 @@ def evaluate(args, options) -> int:
         loaded = load_policy(args.checkpoint, values.get("device", "cpu"))
         _same_game(args.checkpoint, loaded.env_config, game)
         loaded.policy.use_bf16(args.bf16)
-        env_config = dataclasses.replace(loaded.env_config, **noise)
+        env_config = dataclasses.replace(loaded.env_config, **changes)
         run = partial(evaluate_policy, loaded.policy, env_config)
         label = f"{args.checkpoint} on {env_config.describe()}"
     else:

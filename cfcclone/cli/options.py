@@ -13,11 +13,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from cfcclone.config import allows_none, base_type, choices, field_docs, replace_path, type_hints
+
+ALIASES = {"game": ("--env",)}
+"""Second spellings of an option: `--env Hopper-v5` reads as gymnasium's users write it."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ def add_options(parser: argparse.ArgumentParser, options: list[Param], positiona
             kw["choices"], kind = options_, type(options_[0])
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
+        elif kind is dict:
+            kw.update(type=_json_object, metavar="JSON")
         elif getattr(kind, "__origin__", None) is list:
             (item,) = getattr(kind, "__args__", (str,))
             kw.update(nargs="+", metavar=p.name.upper(), type=_parser(item, False))
@@ -124,7 +130,19 @@ def add_options(parser: argparse.ArgumentParser, options: list[Param], positiona
             )
             continue
         flag = "--" + p.name.replace("_", "-")
-        target.add_argument(flag, default=argparse.SUPPRESS, required=p.required, **kw)
+        flags = (flag, *ALIASES.get(p.name, ()))
+        target.add_argument(*flags, default=argparse.SUPPRESS, required=p.required, **kw)
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object's text as a dict (argparse reports the ValueError on one line)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def _parser(kind, optional: bool):

@@ -19,6 +19,12 @@ same preprocessing (ALE v5 and gymnasium's AtariPreprocessing), and the manifest
 under the metadata key "cfcclone" (the FIRE protocol and the stack are not in an EnvSpec).
 The last stored frame stands in for an episode's final observation.
 
+Any other env is a gymnasium env (MuJoCo's sets, `mujoco/hopper/expert-v0`, are these): its
+id, and the kwargs where they differ from the registered ones, become the EnvConfig (stack 1;
+a policy restacks with `--view-stack`). Observations are state vectors (float64 in Minari,
+float32 in shards), actions `Box` vectors or indices; the specs come from the dataset's spaces,
+which must be the env's. Its export writes the env's own spaces and EnvSpec.
+
 Both write into a temporary folder renamed into place when finished: an error leaves nothing.
 Minari and h5py come with the 'minari' extra.
 """
@@ -30,13 +36,15 @@ from pathlib import Path
 
 import ale_py
 import cv2
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 from cfcclone.atomic import atomic_path, atomic_write_text
-from cfcclone.data.format import DatasetError, Segment, open_shard, write_shard
+from cfcclone.data.format import DatasetError, Segment, check_finite, open_shard, write_shard
 from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig, _gym_id, action_meanings, check_game
+from cfcclone.spaces import ActionSpec, ObsSpec, specs_of
 
 ALE_ENTRY = "ale_py.env:AtariEnv"
 PREPROCESSING = "gymnasium.wrappers.atari_preprocessing:AtariPreprocessing"
@@ -131,8 +139,6 @@ def env_config_of(spec, saved: dict | None = None) -> EnvConfig:
 
 def action_map(space, spec, game: str) -> np.ndarray:
     """Dataset action -> index in the game's minimal set (-1: not in it)."""
-    import gymnasium as gym
-
     minimal = action_meanings(game)
     if not isinstance(space, gym.spaces.Discrete):
         raise DatasetError(f"expected a Discrete action space, got {space}")
@@ -190,30 +196,42 @@ def import_minari(source, out, progress: bool = True) -> Manifest:
     path, name = _data_path(source)
     dataset, metadata = _open(path)
     where = f"Minari dataset {name}"
+    spec, saved = dataset.spec.env_spec, metadata.get("cfcclone", {}).get("env")
     try:
-        env = env_config_of(dataset.spec.env_spec, metadata.get("cfcclone", {}).get("env"))
-        table = action_map(dataset.action_space, dataset.spec.env_spec, env.game)
+        if _is_ale(spec):
+            env = env_config_of(spec, saved)
+            table = action_map(dataset.action_space, spec, env.game)
+            obs_spec, action_spec, meanings = ObsSpec(), ActionSpec(), action_meanings(env.game)
+            shape = dataset.observation_space.shape
+            kind = "preprocessed" if shape[-1] == env.screen_size else "screen"
+        else:
+            env, obs_spec, action_spec, meanings = gym_side(dataset, saved)
+            table, kind = None, obs_spec.kind
     except (DatasetError, ValueError) as e:
         raise DatasetError(f"{where}: {e}") from None
-    kind = "preprocessed" if dataset.observation_space.shape[-1] == env.screen_size else "screen"
     bar = tqdm(total=dataset.total_steps, desc="import minari", unit="step", unit_scale=True,
                disable=not progress)  # fmt: skip
     with atomic_path(out, directory=True, overwrite=False) as tmp, bar:
         for i, episode in enumerate(_episodes(dataset, path)):
             where_i = f"{where}, episode {i}"
-            frames, actions, rewards, segment = _episode(episode, env, table, where_i)
+            if table is None:
+                frames, actions, rewards, segment = _gym_episode(episode, obs_spec, where_i)
+            else:
+                frames, actions, rewards, segment = _episode(episode, env, table, where_i)
             if len(actions):
                 write_shard(tmp, f"e{i:06d}", frames, actions, rewards, [segment], env.game)
             bar.update(len(actions))
         manifest = Manifest(
             game=env.game,
             env=env,
-            action_meanings=action_meanings(env.game),
+            obs=obs_spec,
+            action=action_spec,
+            action_meanings=meanings,
             expert=metadata.get("algorithm_name") or f"minari:{metadata['dataset_id']}",
             source="minari",
             minari={
                 "dataset_id": metadata["dataset_id"],
-                "env_id": dataset.spec.env_spec.id,
+                "env_id": spec.id,
                 "minari_version": metadata.get("minari_version"),
                 "observations": kind,
             },
@@ -222,6 +240,61 @@ def import_minari(source, out, progress: bool = True) -> Manifest:
             raise DatasetError(f"{where}: no steps to import")
         manifest.write(tmp)
     return manifest
+
+
+def _is_ale(spec) -> bool:
+    return spec is not None and spec.entry_point == ALE_ENTRY
+
+
+def gym_side(dataset, saved: dict | None = None):
+    """(EnvConfig, ObsSpec, ActionSpec, action meanings) of a Minari dataset of a gymnasium
+    env (not ALE); DatasetError where its env or its spaces are not ones cfcclone replays."""
+    from cfcclone.gym_env import gym_specs
+
+    spec = dataset.spec.env_spec
+    if spec is None:
+        raise DatasetError("the dataset has no env spec, so its env is unknown")
+    if spec.additional_wrappers:
+        names = [w.name for w in spec.additional_wrappers]
+        raise DatasetError(f"env {spec.id} has wrappers cfcclone cannot replay: {names}")
+    try:
+        registered = gym.spec(spec.id)
+    except gym.error.Error as e:
+        raise DatasetError(f"env {spec.id} is not a registered gymnasium env ({e})") from None
+    kwargs = {k: v for k, v in spec.kwargs.items() if registered.kwargs.get(k, ...) != v}
+    if spec.max_episode_steps != registered.max_episode_steps:
+        kwargs["max_episode_steps"] = spec.max_episode_steps
+    env = EnvConfig(game=spec.id, stack=1, env_kwargs=kwargs or None)
+    if saved is not None:  # ours: it also knows the stack, the mask, pixels
+        ours = EnvConfig.from_dict(saved, "metadata cfcclone.env")
+        if (ours.game, ours.env_kwargs) != (env.game, env.env_kwargs):
+            raise DatasetError(f"its metadata's EnvConfig {ours} disagrees with its env spec")
+        env = ours
+    pixels = len(dataset.observation_space.shape) == 2 and env.pixels
+    obs, action = specs_of(dataset.observation_space, dataset.action_space, pixels)
+    env_obs, env_action, meanings = gym_specs(env)
+    if (obs, action) != (env_obs, env_action):
+        raise DatasetError(
+            f"its spaces ({dataset.observation_space}, {dataset.action_space}) are not "
+            f"{spec.id}'s ({env_obs}, {env_action.describe(meanings)})"
+        )
+    return env, obs, action, meanings
+
+
+def _gym_episode(item, obs_spec: ObsSpec, where: str):
+    """A gymnasium episode's observations (T, d) float32 or (T, S, S) uint8, actions, rewards
+    and segment; DatasetError naming the episode where a value is NaN or inf."""
+    episode, seed = item
+    steps = len(episode.actions)
+    obs = np.asarray(episode.observations)[:steps].astype(obs_spec.dtype, copy=False)
+    actions = np.asarray(episode.actions)
+    actions = actions.astype(np.float32 if actions.ndim == 2 else np.int64, copy=False)
+    rewards = np.asarray(episode.rewards, dtype=np.float32)
+    check_finite(where, observations=obs, actions=actions, rewards=rewards)
+    complete = bool(steps and episode.terminations[-1])
+    segment = Segment(0, 0, steps, complete=complete, ret=float(rewards.sum()),
+                      seed=None if seed is None else int(seed))  # fmt: skip
+    return obs, actions, rewards, segment
 
 
 def _episodes(dataset, path: Path):
@@ -261,7 +334,6 @@ def _episode(item, env: EnvConfig, table: np.ndarray, where: str):
 def env_spec_of(config: EnvConfig):
     """The EnvSpec of ALE v5 with gymnasium's AtariPreprocessing that makes `config`'s
     single frames (what `recover_environment()` builds for a user of the export)."""
-    import gymnasium as gym
     from gymnasium.envs.registration import WrapperSpec
 
     pooled = config.frame_skip if config.max_pool else 1
@@ -293,19 +365,29 @@ def export_minari(root, dataset_id: str, datasets: str | None = None, progress: 
         dataset_id: the Minari id to create, e.g. cfcclone/breakout/tracker-v0.
         datasets: the Minari datasets folder (default MINARI_DATASETS_PATH, else ~/.minari).
     """
-    import gymnasium as gym
-
     minari = _minari()
     from minari.dataset.minari_dataset import parse_dataset_id
     from minari.dataset.minari_storage import MinariStorage
 
     try:
         namespace = parse_dataset_id(dataset_id)[0]
-    except Exception as e:  # minari's own errors name the expected form
+    except ValueError as e:  # minari's own errors name the expected form
         raise ValueError(f"bad dataset id {dataset_id!r}: {e}") from None
+    except TypeError:  # minari 0.5 where the version is missing
+        raise ValueError(
+            f"bad dataset id {dataset_id!r}: expected (namespace/)name-v(version), "
+            "e.g. cfcclone/breakout/tracker-v0"
+        ) from None
     manifest = Manifest.read(root)
     shards = manifest.shard_dirs(root)
-    env, size = manifest.env, manifest.env.screen_size
+    env = manifest.env
+    if env.kind == "gym":
+        env_spec, observation_space, action_space = gym_spaces_of(env, manifest.obs)
+    else:
+        size = env.screen_size
+        observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
+        action_space = gym.spaces.Discrete(len(manifest.action_meanings))
+        env_spec = env_spec_of(env)
     from minari.storage.datasets_root_dir import get_dataset_path
 
     base = Path(datasets) if datasets else get_dataset_path()
@@ -322,21 +404,47 @@ def export_minari(root, dataset_id: str, datasets: str | None = None, progress: 
     with atomic_path(target, directory=True, overwrite=False) as tmp, bar:
         storage = MinariStorage.new(
             tmp / "data",
-            observation_space=gym.spaces.Box(0, 255, (size, size), np.uint8),
-            action_space=gym.spaces.Discrete(len(manifest.action_meanings)),
-            env_spec=env_spec_of(env),
+            observation_space=observation_space,
+            action_space=action_space,
+            env_spec=env_spec,
             data_format="hdf5",
             jpeg_encoding=False,
         )
         storage.update_metadata(metadata)
-        storage.update_episodes(_buffers(shards, len(manifest.action_meanings), bar))
+        storage.update_episodes(_buffers(shards, manifest.n_actions, observation_space,
+                                         action_space, bar))  # fmt: skip
     if namespace is not None:
         _ensure_namespace(base, namespace)
     return target
 
 
-def _buffers(shards: list[Path], n_actions: int, bar):
-    """One Minari EpisodeBuffer per segment, read shard by shard."""
+def gym_spaces_of(config: EnvConfig, obs: ObsSpec):
+    """The EnvSpec of a gymnasium dataset's env (its kwargs in it), and the observation and
+    action spaces a Minari dataset of it holds: the env's own (float64 for MuJoCo states), or
+    the frames' uint8 Box where it is watched through pixels."""
+    from cfcclone.gym_env import gym_make
+
+    kwargs = dict(config.env_kwargs or {})
+    steps = kwargs.pop("max_episode_steps", None)
+    spec = gym.spec(config.game)
+    spec = dataclasses.replace(
+        spec,
+        kwargs={**spec.kwargs, **kwargs},
+        max_episode_steps=steps or spec.max_episode_steps,
+    )
+    env = gym_make(dataclasses.replace(config, pixels=False), None)
+    try:
+        observation_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if obs.kind == "image":
+        size = config.screen_size
+        observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
+    return spec, observation_space, action_space
+
+
+def _buffers(shards: list[Path], n_actions: int | None, observation_space, action_space, bar):
+    """One Minari EpisodeBuffer per segment, read shard by shard, in the spaces' dtypes."""
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     for shard in shards:
@@ -350,8 +458,10 @@ def _buffers(shards: list[Path], n_actions: int, bar):
             done = np.zeros(s.length, bool)
             yield EpisodeBuffer(
                 seed=s.seed,
-                observations=np.concatenate([frames, frames[-1:]]),
-                actions=np.asarray(arrays["actions"][steps], np.int64),
+                observations=np.concatenate([frames, frames[-1:]]).astype(
+                    observation_space.dtype, copy=False
+                ),
+                actions=np.asarray(arrays["actions"][steps], action_space.dtype),
                 rewards=rewards,
                 terminations=np.concatenate([done[:-1], [s.complete]]),
                 truncations=np.concatenate([done[:-1], [not s.complete]]),
