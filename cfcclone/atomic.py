@@ -16,6 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def check_file_target(path: str | Path) -> Path:
+    """`path` as a file to write: a ValueError naming it where it is a folder, or where one of
+    its parents is a file. Commands call it before any work, so nothing runs for nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; expected a file path to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 @contextmanager
 def atomic_path(
     path: str | Path, directory: bool = False, overwrite: bool = True
@@ -26,6 +40,8 @@ def atomic_path(
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists; refusing to overwrite it")
+    if not directory:
+        check_file_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = f".{path.name}.", f".tmp{path.suffix}"
     if directory:

@@ -95,6 +95,11 @@ def read_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".onnx":
+        raise CheckpointError(
+            f"{path}: an ONNX file, not a checkpoint; play it with cfcclone.export.OnnxAgent "
+            "(the command line takes it where it takes a checkpoint)"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}

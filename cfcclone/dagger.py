@@ -52,9 +52,11 @@ from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.experts import expert_name, make_expert, needs_ram
 from cfcclone.rollout import EpisodeTally, as_actions, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
+from cfcclone.training.resume import DAGGER_STATE
+from cfcclone.training.resume import STATE as TRAIN_STATE
 from cfcclone.vector_env import default_batch, make_vector_env
 
-STATE = "dagger.json"
+STATE = DAGGER_STATE
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,16 @@ def _drop_round(data: Path, out: Path, round_: int) -> None:
     shutil.rmtree(out / f"round{round_:02d}", ignore_errors=True)
 
 
+def stored_dagger_config(out) -> tuple[DaggerConfig, int] | None:
+    """The DaggerConfig of the DAgger run in `out` and its rounds done; None where there is
+    none (no round began)."""
+    path = Path(out) / STATE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    return DaggerConfig.from_dict(state["config"], str(path)), state["rounds_done"]
+
+
 def default_recipe(init: str) -> TrainConfig:
     """The TrainConfig stored in checkpoint `init`, else (a dataset, an old checkpoint)
     TrainConfig's defaults."""
@@ -323,6 +335,8 @@ def run_dagger(config: DaggerConfig, resume: bool = False, progress: bool = True
     distributed.init(resolve_device(config.train.device if config.train else "cpu"))
     if (out / STATE).exists() and not resume:
         raise FileExistsError(f"{out} already holds a DAgger run; pass --resume or another --out")
+    if (out / TRAIN_STATE).exists():
+        raise FileExistsError(f"{out} holds a train run, not a DAgger run; pass another --out")
     if resume and (out / STATE).exists():
         state = json.loads((out / STATE).read_text())
         stored = DaggerConfig.from_dict(state.pop("config"), str(out / STATE))

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from cfcclone.agent import previous_actions
-from cfcclone.atomic import atomic_path
+from cfcclone.atomic import atomic_path, check_file_target
 from cfcclone.checkpoint import CheckpointError, load_policy, stored_configs
 from cfcclone.models import ConvCfC
 
@@ -76,7 +76,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         checkpoint: a cfcclone checkpoint (.safetensors).
         out: the .onnx file to write.
     """
-    out = Path(out)
+    out = check_file_target(out)
     if out.suffix != ".onnx":
         raise ExportError(f"expected an .onnx path, got {out}")
     loaded = load_policy(checkpoint)
@@ -200,6 +200,12 @@ class OnnxAgent:
                 f"{path}: expected inputs {inputs} with obs (N, "
                 f"{', '.join(map(str, c.obs_shape))}) and outputs {outputs}, got {got[0]} with "
                 f"obs {shape} and {got[1]}"
+            )
+        width = self.session.get_outputs()[0].shape[-1]  # logits, or a Box's action vector
+        want = c.action.dim if c.action.is_box else c.n_actions
+        if width != want:
+            raise ExportError(
+                f"{path}: its metadata says {want} actions, but its graph outputs {width}"
             )
 
     @property

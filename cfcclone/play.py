@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from cfcclone.agent import StatefulAgent
-from cfcclone.atomic import atomic_path
+from cfcclone.atomic import atomic_path, check_file_target
 from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC
 from cfcclone.rollout import rollout
@@ -127,6 +127,8 @@ def play(
         max_steps: cut each episode after this many steps.
         frame_every: record every n-th step.
     """
+    if record is not None:
+        check_file_target(record)
     if render == "human" and not has_display():
         raise ValueError("--render human needs a display; use --record out.gif to record instead")
     render_mode = "human" if render == "human" else ("rgb_array" if record else None)

@@ -381,3 +381,183 @@ def test_every_file_a_run_writes_goes_through_the_one_writer(tmp_path, capsys, m
     assert len(written) > 10
     for path in written:  # each file was renamed into place, itself or in its folder
         assert any(path == r or r in path.parents for r in renamed), path
+
+
+# The second pass: the edges between commands (issue "Hardening, second pass"; rows by number)
+
+
+def test_a_folder_where_a_file_goes_is_refused_before_any_work(ckpt, tmp_path, capsys,
+                                                               monkeypatch):  # fmt: skip
+    import cfcclone.evaluation
+
+    def no_work(*a, **kw):
+        raise AssertionError("the evaluation ran before the output path was checked")
+
+    monkeypatch.setattr(cfcclone.evaluation, "evaluate_policy", no_work)
+    for name in ("d.onnx", "res.json", "rec.gif"):
+        (tmp_path / name).mkdir()
+    refused(capsys, ["export", ckpt, "--out", tmp_path / "d.onnx"], "d.onnx is a folder", tmp_path)
+    refused(capsys, ["eval", ckpt, "--json", tmp_path / "res.json"], "res.json is a folder",
+            tmp_path)  # row 2  # fmt: skip
+    refused(capsys, ["play", ckpt, "--record", tmp_path / "rec.gif"], "rec.gif is a folder",
+            tmp_path)  # row 3  # fmt: skip
+    (tmp_path / "file").write_text("")
+    refused(capsys, ["eval", ckpt, "--json", tmp_path / "file" / "r.json"],
+            "file is a file, not a folder", tmp_path)  # fmt: skip
+
+
+def test_a_frame_too_small_for_the_encoder_is_refused_by_name(tmp_path, capsys):  # row 4
+    data = tmp_path / "d"
+    args = ["collect", "--out", data, "--frames", "40", "--envs", "1", "--screen-size", "7"]
+    assert cli([*args, "--expert", "tracker", "--max-episode-frames", "80"]) == 0
+    capsys.readouterr()
+    run = ["train", "--data", data, "--out", tmp_path / "run", "--seq-len", "4", "--batch", "2",
+           "--batches-per-epoch", "1", "--epochs", "1", "--eval-episodes", "0",
+           "--units", "8"]  # fmt: skip
+    refused(capsys, [*run, "--encoder", "nature"],
+            "encoder nature takes frames of at least 36x36 pixels, got 7")  # fmt: skip
+    assert not (tmp_path / "run").exists()
+    assert cli([*run, "--encoder", "impala"]) == 0  # the padded encoders take any frame
+
+
+def _dagger_run(data, out: Path, rounds_done: int = 1, rounds: int = 2) -> Path:
+    """The folder of a DAgger run with `rounds_done` rounds (its state, its data)."""
+    from cfcclone.dagger import STATE, DaggerConfig, default_recipe
+
+    config = DaggerConfig(init=str(data), out=str(out), expert="tracker", rounds=rounds,
+                          train=default_recipe(str(data)))  # fmt: skip
+    shutil.copytree(data, out / "data")
+    state = {"config": config.to_dict(), "rounds_done": rounds_done, "labels": 900,
+             "student": "round01/best.safetensors"}  # fmt: skip
+    (out / STATE).write_text(json.dumps(state))
+    (out / "metrics.jsonl").write_text(json.dumps({"round": 1, "labels": 900}) + "\n")
+    return out
+
+
+def test_train_and_dagger_runs_are_not_mixed(data, tmp_path, capsys):  # rows 5, 6, 7
+    assert cli(_train(data, tmp_path, "--epochs", "1")) == 0
+    train_run = tmp_path / "run"
+    refused(capsys, ["dagger", "--resume", "--out", train_run, "--init", data],
+            "holds a train run, not a DAgger run", train_run)  # fmt: skip
+    dagger_run = _dagger_run(data, tmp_path / "dagger")
+    refused(capsys, [*_train(data, tmp_path)[:4], dagger_run, *_train(data, tmp_path)[5:]],
+            "holds a DAgger run, not a train run", dagger_run)  # fmt: skip
+    # a folder that holds both kinds of rows still plots (the epochs), and a DAgger run its rounds
+    mixed = dagger_run / "metrics.jsonl"
+    mixed.write_text(mixed.read_text() + (train_run / "metrics.jsonl").read_text())
+    pytest.importorskip("matplotlib")
+    capsys.readouterr()
+    assert cli(["plot", dagger_run, "--out", tmp_path / "mixed.png"]) == 0
+    assert (tmp_path / "mixed.png").stat().st_size > 0
+
+
+def test_dagger_resume_keeps_its_stored_options(data, tmp_path, capsys):  # weak rows
+    run = _dagger_run(data, tmp_path / "dagger", rounds_done=2, rounds=2)
+    refused(capsys, ["dagger", "--resume", "--out", run, "--expert", "planner"],
+            "cannot resume .* with --expert planner: the run has tracker", run)  # fmt: skip
+    refused(capsys, ["dagger", "--resume", "--out", run, "--lr", "0.5"],
+            "cannot resume .* with --lr 0.5: the run has 0.0001", run)  # fmt: skip
+    refused(capsys, ["dagger", "--resume", "--out", run, "--rounds", "1"],
+            "with --rounds 1: 2 rounds are done", run)  # fmt: skip
+    before = _tree(run)
+    assert cli(["dagger", "--resume", "--out", run, "--expert", "tracker"]) == 0  # no --init
+    assert "all 2 rounds are done; --rounds N adds more" in capsys.readouterr().out
+    assert _tree(run) == before
+    refused(capsys, ["dagger", "--out", tmp_path / "new"], "required: --init")
+
+
+def test_a_repair_for_the_wrong_game_writes_nothing(data, capsys):  # row 8
+    (data / "manifest.json").unlink()
+    message = "none of its 4 shards is an intact pong shard, so nothing was written"
+    refused(capsys, ["stats", data, "--repair", "--game", "pong"], message, data)
+    assert cli(["stats", data, "--repair", "--game", "breakout"]) == 0
+
+
+@pytest.mark.parametrize("line", ["[1, 2]", "7", '"text"', "{broken"])
+def test_a_metrics_line_that_is_not_an_object_is_named(tmp_path, capsys, line):  # row 11
+    pytest.importorskip("matplotlib")
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 1.0}\n' + line + "\n")
+    refused(capsys, ["plot", tmp_path], "metrics.jsonl, line 2: ", tmp_path)
+
+
+def test_an_unguarded_script_is_told_to_add_the_main_guard(tmp_path):  # row 12
+    import subprocess
+    import sys
+
+    call = "collect('d', 'breakout', 'tracker', frames=100, envs=2, progress=False)"
+    script = tmp_path / "quick.py"
+    for text, ok in [(f"{call}\n", False), (f"if __name__ == '__main__':\n    {call}\n", True)]:
+        script.write_text("from cfcclone import collect\n\n" + text)
+        done = subprocess.run([sys.executable, script.name], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert (done.returncode == 0) == ok, done.stderr
+        assert (tmp_path / "d" / "manifest.json").exists() == ok
+        if not ok:
+            last = done.stderr.strip().splitlines()[-1]
+            assert 'has no `if __name__ == "__main__":` guard' in last, done.stderr
+
+
+@pytest.mark.parametrize("point", ["before the row", "between the row and the state", "after"])
+def test_an_interrupt_anywhere_in_an_epochs_writes_loses_no_row(
+    data, tmp_path, capsys, monkeypatch, point
+):  # row 9
+    import cfcclone.training.trainer as trainer
+
+    args = _train(data, tmp_path, "--epochs", "3")
+    straight = tmp_path / "straight"
+    assert cli([*args[:4], straight, *args[5:]]) == 0
+    real_row, real_state, epochs = trainer.append_line, trainer.save_train_state, []
+
+    def row(path, line):  # epoch 2's row: the fault comes before or after it
+        epochs.append(json.loads(line)["epoch"])
+        if epochs[-1] == 2 and point == "before the row":
+            raise KeyboardInterrupt
+        real_row(path, line)
+
+    def state(path, *a):
+        if epochs[-1] == 2 and point == "between the row and the state":
+            raise KeyboardInterrupt
+        real_state(path, *a)
+        if epochs[-1] == 2 and point == "after":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "append_line", row)
+    monkeypatch.setattr(trainer, "save_train_state", state)
+    assert cli(args) == 130
+    monkeypatch.setattr(trainer, "append_line", real_row)
+    monkeypatch.setattr(trainer, "save_train_state", real_state)
+    assert cli(["train", "--out", tmp_path / "run", "--resume"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    want = [json.loads(x) for x in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    drop = ("train_frames_per_s", "eval_steps_per_s")  # timings differ between the runs
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows] == [
+        {k: v for k, v in r.items() if k not in drop} for r in want
+    ]
+
+
+def test_a_row_lost_by_an_older_run_is_restored_on_resume(data, tmp_path):  # row 9
+    assert cli(_train(data, tmp_path, "--epochs", "2")) == 0
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    rows = metrics.read_text().splitlines()
+    metrics.write_text(rows[0] + "\n")  # the state holds epoch 2, the metrics lack its row
+    with pytest.warns(UserWarning, match="epoch 2's row was lost; restored it"):
+        assert cli(["train", "--out", tmp_path / "run", "--resume", "--epochs", "3"]) == 0
+    back = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in back] == [1, 2, 3]
+    assert back[1] == {k: v for k, v in json.loads(rows[1]).items() if k != "returns"}
+
+
+def test_a_run_that_never_finished_an_epoch_leaves_no_folder(data, tmp_path, capsys,
+                                                            monkeypatch):  # fmt: skip
+    from cfcclone.training import Trainer
+
+    refused(capsys, [*_train(data, tmp_path), "--seq-len", "5000"], "no train episode has 5000")
+    assert not (tmp_path / "run").exists()
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    assert cli(_train(data, tmp_path)) == 130
+    assert not (tmp_path / "run").exists()

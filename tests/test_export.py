@@ -217,3 +217,45 @@ def test_auto_runtime_is_onnx_on_the_cpu_and_torch_where_onnx_cannot_run(tmp_pat
         assert pick_runtime("auto", policy, "cuda") == "torch"
         with pytest.raises(ValueError, match="runtime onnx runs on the CPU"):
             pick_runtime("onnx", policy, "cuda")
+
+
+def test_an_onnx_file_whose_metadata_and_graph_disagree_is_refused(tmp_path):
+    import json
+
+    import onnx
+
+    from cfcclone import load_policy
+    from cfcclone.checkpoint import CheckpointError
+
+    path = export_onnx(_checkpoint(tmp_path, encoder="nature"), tmp_path / "p.onnx")
+    model = onnx.load(path)
+    meta = json.loads(model.metadata_props[0].value)
+    meta["policy"]["n_actions"], meta["policy"]["action_meanings"] = 6, MEANINGS + ["UP", "DOWN"]
+    model.metadata_props[0].value = json.dumps(meta)
+    onnx.save(model, tmp_path / "six.onnx")
+    with pytest.raises(ExportError, match="six.onnx: its metadata says 6 actions, but its graph"):
+        OnnxAgent(tmp_path / "six.onnx", 1)
+    with pytest.raises(CheckpointError, match="p.onnx: an ONNX file, not a checkpoint"):
+        load_policy(path)
+
+
+def test_predict_names_each_bad_input(tmp_path):
+    from cfcclone import load_policy
+
+    policy = load_policy(_checkpoint(tmp_path, encoder="nature", prev_action=True)).policy
+    obs, start = np.zeros((2, 4, 84, 84), np.uint8), np.ones(2, bool)
+    _, state = policy.predict(obs, None, start, prev_action=[-1, -1])
+    good = dict(observation=obs, state=state, episode_start=start, prev_action=[0, 3])
+    for change, message in [
+        (dict(observation=obs[:, :, :80]), r"expected obs \(N, 4, 84, 84\) uint8, got \(2, 4, 80"),
+        (dict(state=state[:, :5]), r"expected a state of shape \(2, 8\) .* got \(2, 5\)"),
+        (dict(episode_start=np.ones(3, bool)), r"expected episode_start \(2,\) bool"),
+        (dict(prev_action=[0, 4]), r"expected prev_action in \[-1, 4\) \(-1: none\), got \[0, 4\]"),
+        (dict(prev_action=[0.5, 1.0]), r"expected prev_action \(2,\) int, got \(2,\) float64"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            policy.predict(**{**good, **change})
+    # numpy's float64 state (the default dtype) is accepted, as a cast
+    a, _ = policy.predict(**{**good, "state": state.astype(np.float64)})
+    b, _ = policy.predict(**good)
+    assert np.array_equal(a, b)

@@ -129,7 +129,14 @@ def _training_commands(sub) -> None:
         DaggerConfig,
         skip=TRAIN_SET_PER_ROUND,
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted DAgger run")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted DAgger run (its stored options; --rounds may grow)",
+    )
+    for action in p._actions:  # a resumed run knows its init
+        if action.dest == "init":
+            action.required = False
     p = _command(
         sub,
         "demo",

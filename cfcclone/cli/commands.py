@@ -8,7 +8,7 @@ import json
 import sys
 from functools import partial
 
-from cfcclone.atomic import atomic_write_text
+from cfcclone.atomic import atomic_write_text, check_file_target
 from cfcclone.cli.options import config_from_args, given
 from cfcclone.config import replace_path
 from cfcclone.data.format import DatasetError
@@ -162,14 +162,42 @@ def dagger_config(args, options):
 
 def dagger(args, options) -> int:
     from cfcclone import distributed
-    from cfcclone.dagger import run_dagger
+    from cfcclone.dagger import run_dagger, stored_dagger_config
 
-    config = dagger_config(args, options)
+    stored = stored_dagger_config(args.out) if args.resume else None
+    if stored is not None:  # the run's own config; the options typed may only agree with it
+        config = resumed_dagger_config(*stored, given(args, options))
+    elif not hasattr(args, "init"):
+        raise ValueError("the following arguments are required: --init (no DAgger run to resume)")
+    else:
+        config = dagger_config(args, options)
     rows = run_dagger(config, resume=args.resume)
-    if rows and distributed.world().main:
-        print(f"{config.out}: student {rows[-1]['student']}, metrics.jsonl")
+    if distributed.world().main:
+        if rows:
+            print(f"{config.out}: student {rows[-1]['student']}, metrics.jsonl")
+        else:
+            print(f"{config.out}: all {config.rounds} rounds are done; --rounds N adds more")
     distributed.close()
     return 0
+
+
+def resumed_dagger_config(stored, rounds_done: int, typed: dict):
+    """A DAgger run's stored config with the `--rounds` typed; another value of any other
+    option typed, or fewer rounds than were done, is refused by name."""
+    rounds = typed.pop("rounds", stored.rounds)
+    out = typed.pop("out", stored.out)  # the folder where it is now
+    for path, value in typed.items():
+        old = stored
+        for part in path.split("."):
+            old = getattr(old, part)
+        if value != old:
+            flag = "--" + path.rsplit(".", 1)[-1].replace("_", "-")
+            raise ValueError(f"cannot resume {stored.out} with {flag} {value}: the run has {old}")
+    if rounds < rounds_done:
+        raise ValueError(
+            f"cannot resume {stored.out} with --rounds {rounds}: {rounds_done} rounds are done"
+        )
+    return dataclasses.replace(stored, rounds=rounds, out=out)
 
 
 def _same_game(path, env_config, game) -> None:
@@ -192,6 +220,8 @@ def evaluate(args, options) -> int:
     changes = {k: getattr(args, k) for k in EVAL_ENV_CHANGES if hasattr(args, k)}
     if args.expert and args.checkpoint:
         raise ValueError("give a checkpoint or --expert, not both")
+    if args.json:
+        check_file_target(args.json)  # before the evaluation, not after it
     if args.expert:
         env_config = EnvConfig(game=game, **changes) if game else EnvConfig(**changes)
         values.pop("device", None)  # the RAM experts run on the CPU, in worker processes
@@ -291,6 +321,9 @@ def bench(args, options) -> int:
     from cfcclone.bench import BenchConfig, run_bench
     from cfcclone.bench.report import format_markdown, format_table
 
+    for target in (args.json, args.markdown):
+        if target:
+            check_file_target(target)  # before the benchmark, not after it
     base = BenchConfig.quick() if args.quick else BenchConfig()
     config = config_from_args(BenchConfig, args, options, base=base)
     results = run_bench(config, args.quick, args.tutorial, args.goals)

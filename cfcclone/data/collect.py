@@ -21,6 +21,7 @@ import pickle
 import queue as queue_module
 import shutil
 import signal
+import sys
 import warnings
 from pathlib import Path
 
@@ -165,6 +166,15 @@ def prepare_out(out: Path, settings: Manifest, resume: bool) -> None:
     sweep_temporaries(out)
 
 
+UNGUARDED = (
+    "collect was called while a worker process started: the script that calls it has no "
+    "`if __name__ == \"__main__\":` guard, and each worker (started with spawn) re-runs the "
+    "script's top level; put the call under that guard (as with PyTorch's DataLoader workers)"
+)
+UNGUARDED_EXIT = 3
+"""A worker's exit code where it found itself re-running an unguarded script."""
+
+
 def collect(
     out: str | Path,
     game: str = "breakout",
@@ -197,6 +207,10 @@ def collect(
         resume: continue an interrupted collection where its last finished shard left off.
         episodes: stop after this many episodes, over all workers (the frames still cap it).
     """
+    if getattr(mp.current_process(), "_inheriting", False):
+        # a spawned worker is re-running the caller's script, which has no main guard
+        sys.stderr.write(f"cfcclone: {UNGUARDED}\n")
+        raise SystemExit(UNGUARDED_EXIT)
     out = Path(out)
     env = EnvConfig(game=game, **env_overrides)
     if env.kind == "ale":
@@ -291,6 +305,8 @@ def _run_processes(jobs: list[tuple], report) -> None:
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if dead:
                     code = dead[0].exitcode
+                    if code == UNGUARDED_EXIT:
+                        raise CollectionError(UNGUARDED) from None
                     raise CollectionError(f"a collection worker died (exit code {code})") from None
                 continue
             if kind == "error":

@@ -191,6 +191,12 @@ def repair(root: str | Path, game: str | None = None) -> tuple[Manifest, dict]:
         raise DatasetError(f"{root}: the manifest says {old.game!r}, not {game!r}")
     header = dataclasses.replace(old, status="complete")
     good, bad = check_shards(root, header, list_shards(root))
+    if bad and not good:  # nothing matches: write nothing, so the right repair still works
+        first = next(iter(bad.values()))
+        raise DatasetError(
+            f"{root}: none of its {len(bad)} shards is an intact {header.game} shard, so "
+            f"nothing was written (the first: {first})"
+        )
     manifest = header.summarized(root, good)
     manifest.write(root)
     return manifest, bad

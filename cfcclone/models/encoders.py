@@ -154,6 +154,25 @@ class VectorEncoder(nn.Module):
 ENCODERS = {"tutorial": TutorialConvBlock, "nature": NatureCNN, "impala": ImpalaCNN}
 
 
+NATURE_CONVS = ((8, 4), (4, 2), (3, 1))
+"""The Nature CNN's unpadded convs, (kernel, stride): they set the smallest frame it takes."""
+
+
+def smallest_frame(name: str) -> int:
+    """The smallest screen_size encoder `name` takes: the Nature CNN's unpadded convs need 36
+    pixels; the padded tutorial and IMPALA encoders take any."""
+    if name != "nature":
+        return 1
+    size = 1
+    while True:
+        x = size
+        for kernel, stride in NATURE_CONVS:
+            x = (x - kernel) // stride + 1 if x >= kernel else 0
+        if x >= 1:
+            return size
+        size += 1
+
+
 def make_encoder(name: str, in_channels: int = 4, screen_size: int = 84) -> nn.Module:
     """Build encoder `name`; raises a ValueError listing the valid names for an unknown one."""
     if name not in ENCODERS:

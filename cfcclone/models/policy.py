@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ncps.torch import CfC
 
 from cfcclone.config import Config, check
-from cfcclone.models.encoders import VectorEncoder, make_encoder
+from cfcclone.models.encoders import VectorEncoder, make_encoder, smallest_frame
 from cfcclone.spaces import ActionSpec, ObsSpec
 
 EncoderName = Literal["tutorial", "nature", "impala"]
@@ -115,6 +115,13 @@ class PolicyConfig(Config):
         check(
             not (self.action.is_box and self.prev_action),
             "prev_action reads discrete actions; a Box policy cannot take it",
+        )
+        smallest = smallest_frame(self.encoder)
+        check(
+            self.obs.kind != "image" or self.screen_size >= smallest,
+            f"encoder {self.encoder} takes frames of at least {smallest}x{smallest} pixels, got "
+            f"{self.screen_size} (the data's screen_size; the tutorial and impala encoders "
+            "take any)",
         )
         mask = self.obs_mask
         check(
@@ -347,26 +354,54 @@ class ConvCfC(nn.Module):
         if obs.is_floating_point() and self.config.obs_dtype == torch.float32:
             obs = obs.float()  # numpy's float64 states
         single = obs.dim() == len(self.config.obs_shape)
+        self.check_obs(obs, obs.dim() if single else len(self.config.obs_shape) + 1)
         obs = obs[None] if single else obs
         n, device = obs.shape[0], next(self.parameters()).device
         start = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool)
-        if state is None:
-            hx = self.initial_state(n, device)
-        else:
-            hx = (
-                tuple(torch.as_tensor(s, device=device) for s in state)
-                if isinstance(state, tuple)
-                else torch.as_tensor(state, device=device)
-            )
+        if start.shape != (n,):
+            raise ValueError(f"expected episode_start ({n},) bool, got shape {start.shape}")
+        hx = self.initial_state(n, device) if state is None else self._state_in(state, n, device)
         mask = torch.as_tensor(start.reshape(n, 1), device=device)
         prev = None
         if prev_action is not None:
-            prev = torch.as_tensor(np.asarray(prev_action, np.int64).reshape(n, 1), device=device)
+            prev_action = np.asarray(prev_action)
+            n_actions = self.config.n_actions
+            if prev_action.shape not in ((n,), (n, 1)) or prev_action.dtype.kind not in "iu":
+                raise ValueError(
+                    f"expected prev_action ({n},) int, got {prev_action.shape} {prev_action.dtype}"
+                )
+            if ((prev_action < -1) | (prev_action >= n_actions)).any():
+                raise ValueError(
+                    f"expected prev_action in [-1, {n_actions}) (-1: none), got "
+                    f"{prev_action.reshape(-1).tolist()}"
+                )
+            prev = torch.as_tensor(prev_action.astype(np.int64).reshape(n, 1), device=device)
         logits, hx = self(obs.to(device)[:, None], hx, mask, prev)
         actions = self.actions(logits[:, 0].float(), 0.0 if deterministic else 1.0)
         state = tuple(h.cpu().numpy() for h in hx) if isinstance(hx, tuple) else hx.cpu().numpy()
         actions = actions.cpu().numpy()
         return (actions[0] if single else actions), state
+
+    def _state_in(self, state, n: int, device):
+        """predict's numpy state as tensors; a ValueError naming the expected shape."""
+        want = self.initial_state(n, device)
+        pair = isinstance(want, tuple)
+        parts = state if isinstance(state, tuple) else (state,)
+        if len(parts) != (2 if pair else 1):
+            raise ValueError(
+                f"expected the state {'as a pair of arrays ' if pair else ''}"
+                f"({n}, {want[0].shape[1] if pair else want.shape[1]}), as predict returned it"
+            )
+        out = []
+        for part, ref in zip(parts, want if pair else (want,), strict=True):
+            array = np.asarray(part)
+            if array.shape != tuple(ref.shape):
+                raise ValueError(
+                    f"expected a state of shape {tuple(ref.shape)} (N envs, the core's width), "
+                    f"got {array.shape}"
+                )
+            out.append(torch.as_tensor(array, dtype=torch.float32, device=device))
+        return tuple(out) if pair else out[0]
 
     def initial_state(self, batch_size: int, device=None):
         """Zero state for `batch_size` sequences: a tensor, or a pair with mixed_memory; one

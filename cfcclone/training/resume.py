@@ -15,6 +15,8 @@ from cfcclone.training.config import TrainConfig
 
 STATE = "train_state.safetensors"
 """The run's resume state: optimizer, epoch, RNG states and the whole TrainConfig."""
+DAGGER_STATE = "dagger.json"
+"""A DAgger run's state (`cfcclone.dagger`): a train run never holds one, and the reverse."""
 
 
 def stored_config(run: str | Path) -> TrainConfig:
@@ -59,18 +61,24 @@ def check_resume(stored: TrainConfig, given: TrainConfig) -> None:
         )
 
 
-def truncate_metrics(path: Path, epoch: int) -> None:
-    """Drop metric rows of epochs after the resumed one (a crash between the two writes) and
-    a half-written last line."""
-    if not path.exists():
-        return
-    rows = []
-    for line in path.read_text().splitlines():
+def truncate_metrics(path: Path, epoch: int, last_row: dict | None = None) -> None:
+    """Make the metrics hold one row per epoch up to the resumed one: drop rows of later epochs
+    (the row is written before the state, so a crash between them leaves one) and a
+    half-written line. Where the resumed epoch's row is missing (a run of an older cfcclone,
+    which wrote the state first), it is restored from `last_row`, the row stored in
+    last.safetensors, with a warning."""
+    rows, seen = [], set()
+    for line in path.read_text().splitlines() if path.exists() else []:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             warnings.warn(f"{path}: dropped a line a crash cut short: {line[:60]!r}", stacklevel=2)
             continue
-        if row.get("epoch", 0) <= epoch:
+        if isinstance(row, dict) and row.get("epoch", 0) <= epoch:
             rows.append(line)
+            seen.add(row.get("epoch"))
+    if epoch >= 1 and epoch not in seen and last_row and last_row.get("epoch") == epoch:
+        lost = f"{path}: epoch {epoch}'s row was lost; restored it from last.safetensors"
+        warnings.warn(lost + " (without its per-episode returns)", stacklevel=2)
+        rows.append(json.dumps(last_row))
     atomic_write_text(path, "".join(r + "\n" for r in rows))

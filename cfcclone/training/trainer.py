@@ -40,6 +40,7 @@ from cfcclone.atomic import append_line
 from cfcclone.checkpoint import (
     load_policy,
     load_train_state,
+    read_config,
     save_policy,
     save_train_state,
 )
@@ -48,7 +49,13 @@ from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.models import ConvCfC
 from cfcclone.models.policy import bf16_supported
 from cfcclone.training.config import TrainConfig
-from cfcclone.training.resume import STATE, check_resume, stored_config, truncate_metrics
+from cfcclone.training.resume import (
+    DAGGER_STATE,
+    STATE,
+    check_resume,
+    stored_config,
+    truncate_metrics,
+)
 from cfcclone.training.steps import (
     agreement,
     class_weights,
@@ -82,6 +89,10 @@ class Trainer:
             check_resume(stored_config(self.out), config)
         elif (self.out / STATE).exists():
             raise FileExistsError(f"{self.out} already holds a run; pass --resume or another --out")
+        if (self.out / DAGGER_STATE).exists():
+            raise FileExistsError(
+                f"{self.out} holds a DAgger run, not a train run; pass another --out"
+            )
         c = self.config = config
         self.device = resolve_device(c.device)
         if c.batch % distributed.world().size:
@@ -291,9 +302,7 @@ class Trainer:
     def fit(self, on_epoch=None) -> list[dict]:
         """Train until `epochs`; returns this call's metric rows. `on_epoch(row)` is called
         after each epoch, else the epoch's line is printed (on rank 0)."""
-        if self.world.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        rows = []
+        rows = []  # the run folder appears with the first epoch's files (atomic_path makes it)
         epochs = range(self.epoch, self.config.epochs)
         for _ in tqdm(epochs, desc="train", unit="epoch", disable=not self.progress):
             row = {"epoch": self.epoch + 1, **self.train_epoch()}
@@ -347,8 +356,10 @@ class Trainer:
             **rngs[0],
             **({"ranks": rngs} if len(rngs) > 1 else {}),
         }
-        save_train_state(self.out / STATE, self.policy, self.optimizer, state)
+        # the row before the state: a crash between them leaves a row past the state's epoch,
+        # which a resume drops and then writes again, never a state without its row
         append_line(self.out / "metrics.jsonl", json.dumps(row))
+        save_train_state(self.out / STATE, self.policy, self.optimizer, state)
 
     def _resume(self) -> None:
         state = load_train_state(self.out / STATE, self.policy, self.optimizer)
@@ -363,7 +374,15 @@ class Trainer:
         self.rng.bit_generator.state = mine["numpy_rng"]
         torch.set_rng_state(torch.tensor(mine["torch_rng"], dtype=torch.uint8))
         if self.world.main:
-            truncate_metrics(self.out / "metrics.jsonl", self.epoch)
+            truncate_metrics(self.out / "metrics.jsonl", self.epoch, self._last_row())
+
+    def _last_row(self) -> dict | None:
+        """The metrics row stored in last.safetensors (its epoch's, without "returns")."""
+        try:
+            metrics = read_config(self.out / "last.safetensors").get("metrics")
+        except (OSError, ValueError):  # CheckpointError is a ValueError
+            return None
+        return metrics if isinstance(metrics, dict) else None
 
 
 def view(env_config, stack: int = 0, obs_mask=None):

@@ -8,7 +8,7 @@
 # recipes (full state; positions, 2 stacked) on the same data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-C=".venv/bin/cfcclone"
+C=${C:-.venv/bin/cfcclone}
 OUT=${OUT:-runs/hopper}
 EXPERT=checkpoints/hopper_expert.safetensors
 RECIPE="--epochs 12 --batches-per-epoch 100 --batch 32 --seq-len 32 --lr 1e-3 --warmup 100 \
