@@ -358,6 +358,7 @@ class ConvCfC(nn.Module):
         obs = obs[None] if single else obs
         n, device = obs.shape[0], next(self.parameters()).device
         start = np.zeros(n, bool) if episode_start is None else np.asarray(episode_start, bool)
+        start = start.reshape(1) if single and start.ndim == 0 else start
         if start.shape != (n,):
             raise ValueError(f"expected episode_start ({n},) bool, got shape {start.shape}")
         hx = self.initial_state(n, device) if state is None else self._state_in(state, n, device)
@@ -365,6 +366,7 @@ class ConvCfC(nn.Module):
         prev = None
         if prev_action is not None:
             prev_action = np.asarray(prev_action)
+            prev_action = prev_action.reshape(1) if single else prev_action
             n_actions = self.config.n_actions
             if prev_action.shape not in ((n,), (n, 1)) or prev_action.dtype.kind not in "iu":
                 raise ValueError(
