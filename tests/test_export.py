@@ -23,7 +23,7 @@ MEANINGS = ["NOOP", "FIRE", "RIGHT", "LEFT"]
 
 def _checkpoint(tmp_path, **policy) -> Path:
     torch.manual_seed(0)
-    config = PolicyConfig(n_actions=4, units=8, action_meanings=MEANINGS, **policy)
+    config = PolicyConfig(**{"n_actions": 4, "units": 8, "action_meanings": MEANINGS, **policy})
     model = ConvCfC(config).eval()
     for m in model.modules():  # BatchNorm statistics that are not the identity
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -62,8 +62,25 @@ class Both:
         dict(encoder="nature", mode="no_gate", backbone_units=32, backbone_layers=2),
         dict(encoder="nature", skip_head=True),
         dict(encoder="nature", skip_head=True, prev_action=True),
+        dict(encoder="nature", wiring="autoncp", features=16),
+        dict(encoder="nature", wiring="ncp", units=10, ncp=[4, 2, 3, 2, 2, 2]),
+        dict(encoder="nature", core="ltc"),
+        dict(encoder="nature", core="ltc", wiring="autoncp", mixed_memory=True),
     ],
-    ids=["tutorial", "nature", "impala", "mixed", "pure", "no_gate", "skip_head", "prev_action"],
+    ids=[
+        "tutorial",
+        "nature",
+        "impala",
+        "mixed",
+        "pure",
+        "no_gate",
+        "skip_head",
+        "prev_action",
+        "autoncp",
+        "ncp",
+        "ltc",
+        "ltc_autoncp_mixed",
+    ],  # fmt: skip
 )
 def test_onnx_steps_equal_torch_over_a_rollout_with_resets(tmp_path, policy):
     path = _checkpoint(tmp_path, **policy)
@@ -128,10 +145,15 @@ def test_the_shipped_checkpoint_and_its_export_score_the_same(tmp_path):
     assert ours.lengths == theirs.lengths == in_memory.lengths
 
 
-@pytest.mark.parametrize("mixed, prev", [(False, False), (True, False), (False, True)])
-def test_predict_with_the_state_passed_back_equals_the_agent(tmp_path, mixed, prev):
+@pytest.mark.parametrize(
+    "mixed, prev, cell",
+    [(False, False, {}), (True, False, {}), (False, True, {}),
+     (False, False, dict(core="ltc", wiring="autoncp")), (True, True, dict(wiring="autoncp"))],
+    ids=["cfc", "mixed", "prev", "ltc_autoncp", "autoncp_mixed_prev"],
+)  # fmt: skip
+def test_predict_with_the_state_passed_back_equals_the_agent(tmp_path, mixed, prev, cell):
     torch.manual_seed(0)
-    config = PolicyConfig(n_actions=4, encoder="nature", units=8, mixed_memory=mixed)
+    config = PolicyConfig(n_actions=4, encoder="nature", units=8, mixed_memory=mixed, **cell)
     policy = ConvCfC(dataclasses.replace(config, prev_action=prev)).eval()
     env = make_vector_env(num_envs=3, config=SHORT)
     agent, state, seen = StatefulAgent(policy, 3), None, 0

@@ -195,3 +195,63 @@ def test_nature_and_impala_features_start_at_a_learnable_scale():
         torch.manual_seed(0)
         features = ConvCfC(PolicyConfig(n_actions=4, encoder=encoder)).encode(frames)
         assert 0.03 < features.abs().mean().item() < 2.0, encoder  # default: ~0.006
+
+
+# cells and wirings (cfcclone.models.cores): built from ncps's classes
+
+CORES = {
+    "cfc": {},
+    "cfc_autoncp": dict(wiring="autoncp", units=10, features=16),
+    "cfc_ncp_mixed": dict(wiring="ncp", units=10, ncp=[4, 2, 3, 2, 2, 2], mixed_memory=True),
+    "ltc": dict(core="ltc"),
+    "ltc_autoncp": dict(core="ltc", wiring="autoncp", units=10),
+}
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_every_cell_and_wiring_steps_as_its_sequence(core):
+    torch.manual_seed(0)
+    options = {"n_actions": 4, "encoder": "nature", "units": 8, **CORES[core]}
+    policy = ConvCfC(PolicyConfig(**options)).eval()
+    obs, start = _obs(2, 6), torch.zeros(2, 6, dtype=torch.bool)
+    start[:, 0], start[1, 4] = True, True  # a reset inside the sequence
+    with torch.no_grad():
+        whole, hx_whole = policy(obs, None, start)
+        hx, steps = None, []
+        for t in range(6):
+            out, hx = policy(obs[:, t : t + 1], hx, start[:, t : t + 1])
+            steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, 1), whole, rtol=0, atol=1e-5)
+    state = hx[0] if isinstance(hx, tuple) else hx
+    assert state.shape == (2, policy.rnn.state_size) and whole.shape == (2, 6, 4)
+
+
+def test_wirings_are_ncps_own_and_seeded():
+    from ncps.wirings import AutoNCP
+
+    from cfcclone.models.cores import make_wiring, wiring_of
+
+    config = PolicyConfig(n_actions=4, encoder="nature", units=19, wiring="autoncp", features=32)
+    a, b = ConvCfC(config), ConvCfC(config)
+    assert isinstance(wiring_of(a.rnn), AutoNCP) and a.rnn.state_size == 19
+    assert (wiring_of(a.rnn).adjacency_matrix == wiring_of(b.rnn).adjacency_matrix).all()
+    reference = make_wiring(config)
+    reference.build(32)
+    assert (reference.adjacency_matrix == wiring_of(a.rnn).adjacency_matrix).all()
+    assert (reference.sensory_adjacency_matrix == wiring_of(a.rnn).sensory_adjacency_matrix).all()
+    assert wiring_of(ConvCfC(dataclasses.replace(config, wiring="dense", units=8)).rnn) is None
+
+
+def test_bad_cell_and_wiring_options_are_named():
+    for options, message in [
+        (dict(wiring="autoncp", units=6), "needs more than n_actions \\+ 2 = 6 units, got 6"),
+        (dict(wiring="ncp", units=10), "wiring ncp needs --ncp with 6 numbers"),
+        (dict(wiring="ncp", units=10, ncp=[4, 4, 3, 2, 2, 2]), "has 12 units, not 10"),
+        (dict(core="ltc", mode="pure"), "apply to the CfC, not to the LTC"),
+        (dict(wiring="autoncp", backbone_units=32), "apply to a dense CfC, not a wired one"),
+        (dict(core="none", wiring="ncp"), "wiring ncp needs a cell"),
+        (dict(ncp=[1, 1, 1, 1, 1, 1]), "--ncp goes with --wiring ncp"),
+        (dict(encoder="tutorial", features=32), "the tutorial's ends in a pooling"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            PolicyConfig(**{"n_actions": 4, "encoder": "nature", **options})

@@ -307,3 +307,46 @@ def test_batchnorm_recalibration_is_the_exact_average_and_leaves_training_alone(
 def test_batchnorm_recalibration_must_not_be_negative(data, tmp_path):
     with pytest.raises(ValueError, match="expected bn_recalibration >= 0, got -1"):
         _config(data, tmp_path, bn_recalibration=-1)
+
+
+def _masked_weights(rnn):
+    """(weight, mask) pairs of a wired ncps core: a wired CfC's cells mask ff1 and ff2 (their
+    time gates are dense), an LTC masks every synapse parameter of a mask's shape."""
+    from ncps.torch.ltc_cell import LTCCell
+
+    from cfcclone.models.cores import wiring_of
+
+    assert wiring_of(rnn) is not None
+    cell = rnn.rnn_cell
+    if isinstance(cell, LTCCell):
+        masks = {"sparsity_mask": ("w", "erev", "mu", "sigma"),
+                 "sensory_sparsity_mask": ("sensory_w", "sensory_erev", "sensory_mu",
+                                           "sensory_sigma")}  # fmt: skip
+        return [(cell._params[w], cell._params[m]) for m, ws in masks.items() for w in ws]
+    return [(getattr(layer, f).weight, layer.sparsity_mask) for layer in cell._layers
+            for f in ("ff1", "ff2")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [dict(wiring="autoncp", units=10, features=16),
+     dict(core="ltc", wiring="ncp", units=10, ncp=[4, 2, 3, 2, 2, 2])],
+    ids=["cfc_autoncp", "ltc_ncp"],
+)  # fmt: skip
+def test_a_wiring_still_holds_after_training(data, tmp_path, policy):
+    config = _config(data, tmp_path / "run")
+    config = dataclasses.replace(config, policy=dataclasses.replace(config.policy, **policy))
+    Trainer(config).fit()
+    trained = load_policy(tmp_path / "run" / "last.safetensors").policy
+    fresh = type(trained)(trained.config)
+    pairs = _masked_weights(trained.rnn)
+    for (w, m), (w0, m0) in zip(pairs, _masked_weights(fresh.rnn), strict=True):
+        assert torch.equal(m, m0) and 0 < int((m == 0).sum()) < m.numel()  # the same synapses
+        assert not torch.equal(w, w0)  # and trained weights
+    obs = torch.randint(0, 256, (2, 5, 4, 84, 84), dtype=torch.uint8)
+    with torch.no_grad():
+        before, _ = trained(obs)
+        for w, m in pairs:  # a weight without a synapse has no effect, whatever its value
+            w.add_(torch.randn_like(w) * 10 * (m == 0))
+        after, _ = trained(obs)
+    assert torch.equal(before, after)

@@ -20,8 +20,9 @@ from typing import Any
 
 from cfcclone.config import allows_none, base_type, choices, field_docs, replace_path, type_hints
 
-ALIASES = {"game": ("--env",)}
-"""Second spellings of an option: `--env Hopper-v5` reads as gymnasium's users write it."""
+ALIASES = {"game": ("--env",), "core": ("--cell",)}
+"""Second spellings of an option: `--env Hopper-v5` as gymnasium's users write it, `--cell ltc`
+as ncps's users name the core."""
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def prepare_out(out: Path, settings: Manifest, resume: bool) -> None:
 
 UNGUARDED = (
     "collect was called while a worker process started: the script that calls it has no "
-    "`if __name__ == \"__main__\":` guard, and each worker (started with spawn) re-runs the "
+    '`if __name__ == "__main__":` guard, and each worker (started with spawn) re-runs the '
     "script's top level; put the call under that guard (as with PyTorch's DataLoader workers)"
 )
 UNGUARDED_EXIT = 3

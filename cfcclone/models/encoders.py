@@ -173,8 +173,13 @@ def smallest_frame(name: str) -> int:
         size += 1
 
 
-def make_encoder(name: str, in_channels: int = 4, screen_size: int = 84) -> nn.Module:
-    """Build encoder `name`; raises a ValueError listing the valid names for an unknown one."""
+def make_encoder(
+    name: str, in_channels: int = 4, screen_size: int = 84, features: int | None = None
+) -> nn.Module:
+    """Build encoder `name` (`features`: the width of the nature and impala encoders' last
+    linear layer, their default where None); a ValueError lists the valid names for an
+    unknown one."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)}")
-    return ENCODERS[name](in_channels=in_channels, screen_size=screen_size)
+    width = {} if features is None else {"features": features}
+    return ENCODERS[name](in_channels=in_channels, screen_size=screen_size, **width)

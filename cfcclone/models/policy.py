@@ -1,12 +1,13 @@
-"""ConvCfC: an encoder per observation stack feeding ncps's CfC, forward over (B, T).
+"""ConvCfC: an encoder per observation stack feeding an ncps cell, forward over (B, T).
 
 The spaces decide the network (`PolicyConfig.obs`, `.action`): a conv encoder for stacked
 uint8 frames or an MLP encoder for float state vectors (masked by `obs_mask`, normalised by
 statistics of the training data kept as buffers in the checkpoint); logits for discrete
 actions, or the action scaled to [-1, 1] for a Box (`actions` maps it into the bounds). The
-core is ncps's CfC, or none (`core="none"`: a feedforward baseline trained, evaluated and
-exported by the same commands). The module does no I/O and keeps no state: the recurrent
-state goes in and out as `hx`, and `cfcclone.agent.StatefulAgent` carries it across steps.
+core is ncps's CfC or LTC, dense or wired as an NCP (`cfcclone.models.cores`), or none
+(`core="none"`: a feedforward baseline trained, evaluated and exported by the same
+commands). The module does no I/O and keeps no state: the recurrent state goes in and out as
+`hx`, and `cfcclone.agent.StatefulAgent` carries it across steps.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ncps.torch import CfC
 
 from cfcclone.config import Config, check
+from cfcclone.models.cores import Cell, WiringName, check_core, make_core
 from cfcclone.models.encoders import VectorEncoder, make_encoder, smallest_frame
 from cfcclone.spaces import ActionSpec, ObsSpec
 
 EncoderName = Literal["tutorial", "nature", "impala"]
 CfCMode = Literal["default", "pure", "no_gate"]
-Core = Literal["cfc", "none"]
 
 
 def bf16_supported(device: str | torch.device) -> bool:
@@ -52,11 +52,23 @@ class PolicyConfig(Config):
     ResNet (frames only; state vectors get an MLP encoder of `hidden` units)."""
     hidden: int = 256
     """Width of the two ReLU layers of the MLP encoder of state vectors."""
-    core: Core = "cfc"
-    """The recurrent core: cfc (ncps's CfC), or none (a feedforward baseline: the encoder and
-    a linear head, no memory)."""
+    features: int | None = None
+    """Width of the nature and impala encoders' last linear layer: the cell's sensory inputs
+    (512 and 256 where unset; the NCP paper feeds its 19 neurons 32)."""
+    core: Cell = "cfc"
+    """The recurrent cell (also --cell): cfc (ncps's CfC), ltc (ncps's LTC, the liquid
+    time-constant ODE; slower), or none (a feedforward baseline: the encoder and a linear
+    head, no memory)."""
     units: int = 64
-    """CfC hidden units."""
+    """The cell's neurons (a wiring's, all layers together)."""
+    wiring: WiringName = "dense"
+    """How the neurons connect: dense, autoncp (ncps's AutoNCP of `units` neurons, the motor
+    neurons being the actions) or ncp (ncps's NCP of the sizes `ncp`)."""
+    sparsity: float = 0.5
+    """AutoNCP's sparsity level, in [0.1, 0.9]."""
+    ncp: list[int] | None = None
+    """wiring ncp: inter neurons, command neurons, sensory fan-out, inter fan-out, recurrent
+    command synapses, motor fan-in (the motor neurons are the actions)."""
     mode: CfCMode = "default"
     """CfC mode (ncps): default, pure (no gate) or no_gate."""
     backbone_units: int | None = None
@@ -123,6 +135,14 @@ class PolicyConfig(Config):
             f"{self.screen_size} (the data's screen_size; the tutorial and impala encoders "
             "take any)",
         )
+        check(
+            self.features is None
+            or (_is_int(self.features) and self.features >= 1 and self.encoder != "tutorial"),
+            f"expected features >= 1 with the nature or impala encoder, got {self.features!r} "
+            f"with {self.encoder} (the tutorial's ends in a pooling of 256 channels)",
+        )
+        problem = check_core(self)
+        check(problem is None, problem or "")
         mask = self.obs_mask
         check(
             mask is None
@@ -169,22 +189,15 @@ class ConvCfC(nn.Module):
         self.bf16 = False
         """Whether the encoder runs under bf16 autocast (`use_bf16`)."""
         if config.obs.kind == "image":
-            self.conv_block = make_encoder(config.encoder, config.stack, config.screen_size)
+            self.conv_block = make_encoder(
+                config.encoder, config.stack, config.screen_size, config.features
+            )
         else:
             seen = config.obs.dim if config.obs_mask is None else len(config.obs_mask)
             self.conv_block = VectorEncoder(config.stack, seen, config.hidden, config.obs_mask)
         inputs = self.conv_block.features + config.n_actions * config.prev_action
-        if config.core == "cfc":
-            self.rnn = CfC(
-                inputs,
-                config.units,
-                proj_size=config.n_actions,
-                batch_first=True,
-                mixed_memory=config.mixed_memory,
-                mode=config.mode,
-                backbone_units=config.backbone_units,
-                backbone_layers=config.backbone_layers,
-            )
+        if config.core != "none":
+            self.rnn = make_core(config, inputs)
         else:
             self.rnn = None
             self.head = nn.Linear(inputs, config.n_actions)

@@ -37,7 +37,12 @@ def stored_config(run: str | Path) -> TrainConfig:
 
 ARCHITECTURE = (
     "encoder",
+    "features",
+    "core",
     "units",
+    "wiring",
+    "sparsity",
+    "ncp",
     "mode",
     "backbone_units",
     "backbone_layers",
