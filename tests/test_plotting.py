@@ -58,3 +58,26 @@ def test_missing_metrics_and_missing_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(PlottingUnavailable, match=r"pip install 'cfcclone\[plot\]'"):
         plot_run(run)
+
+
+def test_a_wired_checkpoint_draws_its_wiring_and_a_dense_one_is_refused(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("networkx")
+    from cfcclone import ConvCfC, PolicyConfig
+    from cfcclone.checkpoint import save_policy
+    from cfcclone.cli import main
+    from cfcclone.envs import EnvConfig
+
+    meanings = ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    wired = PolicyConfig(n_actions=4, encoder="nature", units=19, wiring="autoncp", features=32,
+                         action_meanings=meanings)  # fmt: skip
+    save_policy(tmp_path / "ncp.safetensors", ConvCfC(wired), EnvConfig())
+    assert main(["plot", "--wiring", str(tmp_path / "ncp.safetensors")]) == 0
+    png = tmp_path / "ncp.wiring.png"
+    assert capsys.readouterr().out.strip() == str(png)
+    assert Image.open(png).size == (900, 600)
+    dense = PolicyConfig(n_actions=4, encoder="nature", units=8)
+    save_policy(tmp_path / "dense.safetensors", ConvCfC(dense), EnvConfig())
+    assert main(["plot", "--wiring", str(tmp_path / "dense.safetensors")]) == 2
+    assert "no wiring to draw" in capsys.readouterr().err
+    assert not (tmp_path / "dense.wiring.png").exists()
