@@ -22,8 +22,16 @@ import torch
 
 from cfcclone.device import resolve_device
 from cfcclone.models import ConvCfC
+from cfcclone.rollout import elapsed_times
 
-__all__ = ["StatefulAgent", "check_policy_matches_env", "previous_actions", "resolve_device"]
+__all__ = [
+    "StatefulAgent",
+    "check_policy_matches_env",
+    "elapsed_times",
+    "previous_actions",
+    "resolve_device",
+    "step_inputs",
+]
 
 
 def check_policy_matches_env(policy, action_meanings: list[str], action_spec=None) -> None:
@@ -128,14 +136,17 @@ class StatefulAgent:
         return torch.from_numpy(ids).to(self.device, non_blocking=True)
 
     @torch.inference_mode()
-    def step(self, obs, episode_start, env_ids=None, prev_action=None) -> torch.Tensor:
+    def step(
+        self, obs, episode_start, env_ids=None, prev_action=None, elapsed=None
+    ) -> torch.Tensor:
         """One CfC step of the envs `env_ids` (default: all N in order): zero their state where
         `episode_start`, advance it, and leave every other env's state untouched.
 
         obs (B, stack, 84, 84) uint8 or (B, stack, d) float (numpy or torch), episode_start
         (B,) bool, env_ids (B,) int; prev_action (B,) int, for a policy with `prev_action`: the
-        action each env executed last step (-1 where none). Returns the policy's out (B, n)
-        float on the device: logits, or a Box action scaled to [-1, 1].
+        action each env executed last step (-1 where none); elapsed (B,) float, for a policy
+        with `timespans`: the time each env's last step took (1: a nominal step). Returns the
+        policy's out (B, n) float on the device: logits, or a Box action scaled to [-1, 1].
         """
         rows = self._rows(env_ids)
         batch = self.num_envs if rows is None else len(rows)
@@ -144,11 +155,15 @@ class StatefulAgent:
         if prev_action is not None:
             prev = torch.as_tensor(np.asarray(prev_action, np.int64).reshape(batch, 1))
             prev = prev.to(self.device, non_blocking=True)
+        times = None
+        if elapsed is not None:
+            times = torch.as_tensor(np.asarray(elapsed, np.float32).reshape(batch, 1))
+            times = times.to(self.device, non_blocking=True)
         if rows is None:
-            logits, self.hx = self.policy(x[:, None], self.hx, start, prev)
+            logits, self.hx = self.policy(x[:, None], self.hx, start, prev, times)
             return logits[:, 0]
         hx = tuple(h[rows] for h in self.hx) if isinstance(self.hx, tuple) else self.hx[rows]
-        logits, hx = self.policy(x[:, None], hx, start, prev)
+        logits, hx = self.policy(x[:, None], hx, start, prev, times)
         if isinstance(self.hx, tuple):
             for h, new in zip(self.hx, hx, strict=True):
                 h.index_copy_(0, rows, new)
@@ -162,9 +177,22 @@ class StatefulAgent:
         Actor protocol. A policy with `prev_action` reads `info["action"]`, what each env
         executed last step."""
         info = info or {}
-        prev = previous_actions(self.config, info, episode_start)
-        out = self.step(obs, episode_start, info.get("env_id"), prev)
+        inputs = step_inputs(self.config, info, episode_start)
+        out = self.step(obs, episode_start, info.get("env_id"), **inputs)
         return self.policy.actions(out, self.temperature, self.generator).cpu().numpy()
+
+
+def step_inputs(config, info: dict, episode_start) -> dict[str, np.ndarray]:
+    """What a policy (its PolicyConfig `config`) reads each step beside obs and episode_start,
+    from the envs' info: `prev_action` for a policy with prev_action (`previous_actions`) and
+    `elapsed` for a policy with timespans (`elapsed_times`). Every runtime's step takes these
+    as keywords: the torch agent, the ONNX agent and `predict`."""
+    inputs = {}
+    if config.prev_action:
+        inputs["prev_action"] = previous_actions(config, info, episode_start)
+    if config.timespans:
+        inputs["elapsed"] = elapsed_times(info, episode_start)
+    return inputs
 
 
 def previous_actions(config, info: dict, episode_start) -> np.ndarray | None:

@@ -50,7 +50,7 @@ from cfcclone.data.manifest import Manifest
 from cfcclone.envs import EnvConfig
 from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.experts import expert_name, make_expert, needs_ram
-from cfcclone.rollout import EpisodeTally, as_actions, rollout, rollout_threads
+from cfcclone.rollout import EpisodeTally, as_actions, elapsed_times, rollout, rollout_threads
 from cfcclone.training import TrainConfig, Trainer, resolve_device
 from cfcclone.training.resume import DAGGER_STATE
 from cfcclone.training.resume import STATE as TRAIN_STATE
@@ -156,7 +156,8 @@ def roll_out(
                 agree += int(np.sum((student == wanted) & ~forced))
             counted += int(np.sum(~forced))
             if writer is not None:
-                writer.add(t.obs, told, t.reward, t.env_ids, executed=t.executed)
+                elapsed = elapsed_times(t.info, t.episode_start) if "duration" in t.info else None
+                writer.add(t.obs, told, t.reward, t.env_ids, executed=t.executed, elapsed=elapsed)
             for i, ret, _ in tally.update(t):
                 returns.append(ret)
                 if writer is not None:
@@ -370,7 +371,8 @@ def _round(config, out, state, round_, env_config, device, progress) -> dict:
     # a checkpoint expert plays from the frames: asynchronous C++ envs; RAM experts read every
     # env's RAM each step: synchronous RAM envs (gymnasium envs step all together)
     ram = needs_ram(config.expert)
-    batch = None if ram or env_config.kind == "gym" else default_batch(config.envs)
+    together = ram or env_config.kind == "gym" or env_config.frame_skip_jitter
+    batch = None if together else default_batch(config.envs)
     env = make_vector_env(num_envs=config.envs, batch_size=batch, config=env_config, ram=ram)
     try:
         expert = make_expert(config.expert, env_config.game, config.envs, str(device))

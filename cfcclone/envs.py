@@ -77,6 +77,10 @@ class EnvConfig(Config):
     obs_noise: float = 0.0
     """gymnasium vector observations: Gaussian noise of this std added to what the student
     sees (a robustness check; experts read the clean state)."""
+    frame_skip_jitter: list[int] | None = None
+    """ALE envs: LO HI: each step skips a random number of frames in LO..HI (drawn per env
+    from its reset seed) instead of frame_skip, and info["duration"] reports the step's
+    time in nominal steps (frames / frame_skip): irregular time for liquid policies."""
     env_kwargs: dict | None = None
     """gymnasium envs: keyword arguments of gym.make, as JSON on the command line (e.g.
     '{"terminate_when_unhealthy": false}'); max_episode_steps is one of them."""
@@ -93,6 +97,14 @@ class EnvConfig(Config):
             isinstance(self.obs_noise, (int, float)) and self.obs_noise >= 0,
             f"expected obs_noise >= 0, got {self.obs_noise!r}",
         )
+        jitter = self.frame_skip_jitter
+        check(
+            jitter is None
+            or (len(jitter) == 2 and all(is_int(k) and k >= 1 for k in jitter)
+                and jitter[0] <= jitter[1] and self.kind == "ale" and self.max_pool),
+            f"expected frame_skip_jitter as LO HI with 1 <= LO <= HI, for an ALE env with "
+            f"max_pool, got {jitter!r}",
+        )  # fmt: skip
         check(
             self.env_kwargs is None or all(isinstance(k, str) for k in self.env_kwargs),
             f"expected env_kwargs as a dict of names, got {self.env_kwargs!r}",
@@ -243,16 +255,20 @@ class AtariEnv(gym.Wrapper):
         self.fire = FireProtocol(1, fire_action(self.action_meanings, config))
         self.observation_space = gym.spaces.Box(0, 255, self.stacker.obs.shape[1:], np.uint8)
         self._row = np.zeros(1, dtype=np.int64)
+        self._jitter = np.random.default_rng()
 
-    def _info(self, info: dict, action: int | None) -> dict:
+    def _info(self, info: dict, action: int | None, frames: int | None = None) -> dict:
         info = dict(info)
         info["ram"] = self.env.unwrapped.ale.getRAM().copy()
         if action is not None:
             info["action"] = action
+        if self.config.frame_skip_jitter:  # the step's time; a reset's counts as one step
+            info["duration"] = 1.0 if frames is None else frames / self.config.frame_skip
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         frame, info = self.env.reset(seed=seed, options=options)
+        self._jitter = np.random.default_rng(None if seed is None else [seed, 17])
         self.stacker.start(self._row, frame[None])
         self.fire.start(self._row, np.array([info["lives"]]))
         return self.stacker.obs[0].copy(), self._info(info, None)
@@ -260,11 +276,16 @@ class AtariEnv(gym.Wrapper):
     def step(self, action):
         a = check_actions(np.reshape(action, -1), 1, self.action_space.n)
         executed = int(self.fire.apply(self._row, a)[0])
+        frames = None
+        if self.config.frame_skip_jitter:  # AtariPreprocessing reads its frame_skip each step
+            lo, hi = self.config.frame_skip_jitter
+            frames = self.env.frame_skip = int(self._jitter.integers(lo, hi + 1))
         frame, reward, terminated, truncated, info = self.env.step(executed)
         done = np.array([terminated or truncated])
         self.fire.observe(self._row, np.array([info["lives"]]), done)
         self.stacker.push(self._row, frame[None])
-        return self.stacker.obs[0].copy(), reward, terminated, truncated, self._info(info, executed)
+        info = self._info(info, executed, frames)
+        return self.stacker.obs[0].copy(), reward, terminated, truncated, info
 
 
 def make_env(game: str = "breakout", render_mode: str | None = None, **overrides):

@@ -133,7 +133,7 @@ def evaluate_actor(
     `threads` as in `evaluate_policy`."""
     _check_episodes(episodes)
     n = min(envs, episodes)
-    if env_config.kind == "gym":  # in-process envs step all together
+    if env_config.kind == "gym" or env_config.frame_skip_jitter:  # these step all together
         batch = None
     elif batch is None:
         batch = default_batch(n)

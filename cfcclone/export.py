@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfcclone.agent import previous_actions
+from cfcclone.agent import step_inputs
 from cfcclone.atomic import atomic_path, check_file_target
 from cfcclone.checkpoint import CheckpointError, load_policy, stored_configs
 from cfcclone.models import ConvCfC
@@ -45,22 +45,30 @@ class PolicyStep(torch.nn.Module):
         super().__init__()
         self.policy = policy
         self.mixed = policy.config.mixed_memory
-        self.prev = policy.config.prev_action
+        self.extras = _extra_inputs(policy.config)
 
     def forward(self, obs, *args):
-        *state, start = args[:-1] if self.prev else args
-        prev = args[-1][:, None] if self.prev else None
+        k = len(self.extras)
+        *state, start = args[: len(args) - k]
+        extra = dict(zip(self.extras, (a[:, None] for a in args[len(args) - k :]), strict=True))
         hx = tuple(state) if self.mixed else state[0]
-        logits, hx = self.policy(obs[:, None], hx, start[:, None], prev)
+        logits, hx = self.policy(
+            obs[:, None], hx, start[:, None], extra.get("prev_action"), extra.get("elapsed")
+        )
         out = logits[:, 0]
         if self.policy.config.action.is_box:  # the action itself: the bounds live in the graph
             out = self.policy.actions(out)
         return (out, *hx) if self.mixed else (out, hx)
 
 
+def _extra_inputs(config) -> list[str]:
+    """The step's inputs after episode_start, as `cfcclone.agent.step_inputs` names them."""
+    return ["prev_action"] * config.prev_action + ["elapsed"] * config.timespans
+
+
 def _names(config) -> tuple[list[str], list[str]]:
-    mixed, prev = config.mixed_memory, config.prev_action
-    inputs = ["obs", "state", *(["cell"] * mixed), "episode_start", *(["prev_action"] * prev)]
+    mixed = config.mixed_memory
+    inputs = ["obs", "state", *(["cell"] * mixed), "episode_start", *_extra_inputs(config)]
     head = "actions" if config.action.is_box else "logits"
     outputs = [head, "next_state", *(["next_cell"] * mixed)]
     return inputs, outputs
@@ -99,6 +107,8 @@ def _export(policy: ConvCfC, f) -> None:
     args = (obs.to(device), *state, torch.ones(n, dtype=torch.bool, device=device))
     if c.prev_action:
         args += (torch.full((n,), -1, dtype=torch.int64, device=device),)
+    if c.timespans:
+        args += (torch.ones(n, device=device),)
     inputs, outputs = _names(c)
     axes = {name: {0: "N"} for name in inputs + outputs}
     try:
@@ -218,11 +228,14 @@ class OnnxAgent:
             np.zeros((self.num_envs, size), np.float32) for _ in range(1 + self.config.mixed_memory)
         ]
 
-    def logits(self, obs, episode_start, env_ids=None, prev_action=None) -> np.ndarray:
+    def logits(
+        self, obs, episode_start, env_ids=None, prev_action=None, elapsed=None
+    ) -> np.ndarray:
         """(B, A) float32 (logits, or a Box's actions) for obs (B, stack, H, W) uint8 or
         (B, stack, d) float and episode_start (B,) bool of the envs `env_ids` (default: all N
         in order); the other envs' state is untouched. prev_action (B,) int, for a policy with
-        `prev_action`: what each env executed last step (-1 where none)."""
+        `prev_action`: what each env executed last step (-1 where none); elapsed (B,) float,
+        for a policy with `timespans`: the time each env's last step took (None: 1)."""
         dtype = np.uint8 if self.config.obs.kind == "image" else np.float32
         obs, start = np.ascontiguousarray(obs, dtype), np.asarray(episode_start, bool)
         rows = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, np.int64)
@@ -236,6 +249,9 @@ class OnnxAgent:
             if prev_action is None:
                 raise ValueError("this policy reads the previous action: pass prev_action (B,)")
             extra = [np.asarray(prev_action, np.int64).reshape(len(rows))]
+        if self.config.timespans:
+            times = np.ones(len(rows)) if elapsed is None else elapsed
+            extra.append(np.asarray(times, np.float32).reshape(len(rows)))
         values = [obs, *(s[rows] for s in self.state), start, *extra]
         feeds = dict(zip(self._inputs, values, strict=True))
         logits, *state = self.session.run(None, feeds)
@@ -247,6 +263,6 @@ class OnnxAgent:
         """Greedy actions (B,) int64, or a Box's (B, A) float32, for the envs
         `info["env_id"]`: the Actor protocol."""
         info = info or {}
-        prev = previous_actions(self.config, info, episode_start)
-        out = self.logits(obs, episode_start, info.get("env_id"), prev)
+        inputs = step_inputs(self.config, info, episode_start)
+        out = self.logits(obs, episode_start, info.get("env_id"), **inputs)
         return out if self.config.action.is_box else out.argmax(-1).astype(np.int64)

@@ -164,6 +164,16 @@ def executed_actions(info: dict, played: np.ndarray) -> np.ndarray:
     return executed
 
 
+def elapsed_times(info: dict, episode_start) -> np.ndarray:
+    """(B,) float32: the time each env's last step took, in nominal steps (`info["duration"]`
+    of an env with frame-skip jitter); 1 at an episode's start and where the env reports none."""
+    start = np.asarray(episode_start, bool).reshape(-1)
+    if "duration" not in info:
+        return np.ones(len(start), np.float32)
+    duration = np.asarray(info["duration"], np.float32).reshape(-1)
+    return np.where(start, np.float32(1), duration).astype(np.float32)
+
+
 class EpisodeTally:
     """Running returns and lengths per env; `update` returns the episodes a step finished."""
 

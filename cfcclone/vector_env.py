@@ -253,8 +253,10 @@ def make_vector_env(
             f"batch_size {batch_size} < num_envs {num_envs} needs the C++ env; RAM envs and "
             "rendering envs step all envs together"
         )
+    if config.frame_skip_jitter and batch_size not in (None, num_envs):
+        raise ValueError("frame-skip jitter needs gymnasium's envs, which step all envs together")
     if render_mode is not None:
         return SyncAtariEnv(config, num_envs, render_mode)
-    if ram:
+    if ram or config.frame_skip_jitter:  # ale-py's C++ envs skip a fixed number of frames
         return SyncAtariEnv(config, 1) if num_envs == 1 else AsyncAtariEnv(config, num_envs)
     return VectorAtariEnv(config, num_envs, num_threads, batch_size)

@@ -33,7 +33,7 @@ from cfcclone.data.format import EpisodeWriter, list_shards, read_shard_meta, sw
 from cfcclone.data.manifest import MANIFEST, Manifest
 from cfcclone.envs import EnvConfig, check_game, env_specs
 from cfcclone.experts import expert_name, make_expert
-from cfcclone.rollout import rollout
+from cfcclone.rollout import elapsed_times, rollout
 from cfcclone.vector_env import make_vector_env
 
 _REPORT_EVERY = 256
@@ -67,7 +67,8 @@ def _play_episode(writer: EpisodeWriter, env, expert, seed: int, limit: int, rep
     """Play (up to `limit` steps of) one episode, reset with `seed`, and write it as a shard;
     returns its steps. The recorded action is the one ALE executed."""
     for t in rollout(env, expert, seed):
-        writer.add(t.obs, t.executed, t.reward)
+        elapsed = elapsed_times(t.info, t.episode_start) if "duration" in t.info else None
+        writer.add(t.obs, t.executed, t.reward, elapsed=elapsed)
         steps, done = writer.steps(0), bool(t.done[0])
         if steps % _REPORT_EVERY == 0:
             report(("steps", worker, _REPORT_EVERY))

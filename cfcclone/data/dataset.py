@@ -64,12 +64,16 @@ class Batch:
     actions: torch.Tensor
     episode_start: torch.Tensor
     prev_actions: torch.Tensor
+    elapsed: torch.Tensor | None = None
+    """(B, T) float32: the time elapsed before each step's observation, in nominal steps (1
+    where the data keeps none); None: 1 everywhere."""
 
     def to(self, device, non_blocking: bool = False) -> Batch:
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in vars(self).values()))
+        return Batch(*(None if t is None else t.to(device, non_blocking=non_blocking)
+                       for t in vars(self).values()))  # fmt: skip
 
     def pin_memory(self) -> Batch:
-        return Batch(*(t.pin_memory() for t in vars(self).values()))
+        return Batch(*(None if t is None else t.pin_memory() for t in vars(self).values()))
 
     @property
     def obs(self) -> torch.Tensor:
@@ -116,6 +120,7 @@ class SequenceDataset(torch.utils.data.Dataset):
             raise ValueError(f"expected stack >= 1, got {self.stack!r}")
         self._frames, self._actions, self._rewards, rows = [], [], [], []
         self._executed = []  # the labels where a shard keeps no executed actions
+        self._elapsed = []  # None where a shard keeps no elapsed times (all nominal)
         n_actions = self.manifest.n_actions
         for i, shard_dir in enumerate(self.manifest.shard_dirs(self.root)):
             meta, arrays = open_shard(shard_dir, n_actions, verify)
@@ -123,6 +128,7 @@ class SequenceDataset(torch.utils.data.Dataset):
             self._actions.append(arrays["actions"])
             self._rewards.append(arrays["rewards"])
             self._executed.append(arrays.get("executed", arrays["actions"]))
+            self._elapsed.append(arrays.get("elapsed"))
             rows += [(i, s) for s in meta["segments"]]
         if not rows:
             raise DatasetError(f"{self.root}: no finished shards")
@@ -210,6 +216,16 @@ class SequenceDataset(torch.utils.data.Dataset):
         prev[lo:] = self._executed[shard][first - 1 + lo : first + steps - 1]
         return prev
 
+    def elapsed(self, k: int, start: int, steps: int) -> np.ndarray:
+        """(steps,) float32: the time elapsed before the observation of each of `steps` steps
+        from step `start` of segment k (1 where the shard keeps none)."""
+        shard, seg = self.segments[k]
+        stored = self._elapsed[shard]
+        if stored is None:
+            return np.ones(steps, np.float32)
+        first = seg.step_offset + start
+        return np.asarray(stored[first : first + steps], np.float32)
+
     def window(self, k: int, start: int) -> tuple[np.ndarray, ...]:
         """Frames (T+stack-1, H, W), actions (T,), episode_start (T,) and prev_actions (T,) of
         one window."""
@@ -253,9 +269,11 @@ class SequenceDataset(torch.utils.data.Dataset):
 
     def collate(self, windows) -> Batch:
         frames, actions, prev, starts = self._empty(len(windows))
+        elapsed = np.ones(starts.shape, np.float32)
         for j, (k, start) in enumerate(windows):
             frames[j], actions[j], starts[j], prev[j] = self.window(int(k), int(start))
-        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
+            elapsed[j] = self.elapsed(int(k), int(start), self.seq_len)
+        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev, elapsed)))
 
     def all_steps(self, key: str = "frames") -> np.ndarray:
         """Every step's stored observation ("frames") or action ("actions") of this split, in
@@ -325,7 +343,7 @@ class EpisodeStreams:
     def _draw(self) -> int:
         return int(self.rng.choice(len(self._odds), p=self._odds))
 
-    def _row(self, b: int, frames, actions, starts, prev) -> None:
+    def _row(self, b: int, frames, actions, starts, prev, elapsed) -> None:
         """Fill one row with its next T steps, crossing into new episodes as they come."""
         ds, t = self.dataset, 0
         while t < ds.seq_len:
@@ -339,6 +357,7 @@ class EpisodeStreams:
                 frames[t + ds.stack - 1 : t + ds.stack - 1 + n] = chunk[ds.stack - 1 :]
             actions[t : t + n] = ds.actions(k, pos, n)
             prev[t : t + n] = ds.prev_actions(k, pos, n)
+            elapsed[t : t + n] = ds.elapsed(k, pos, n)
             starts[t] = pos == 0
             t, self.position[b] = t + n, pos + n
             if self.position[b] == seg.length:
@@ -346,9 +365,10 @@ class EpisodeStreams:
 
     def next(self) -> Batch:
         frames, actions, prev, starts = self.dataset._empty(len(self.segment))
+        elapsed = np.ones(starts.shape, np.float32)
         for row in range(len(self.segment)):
-            self._row(row, frames[row], actions[row], starts[row], prev[row])
-        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev)))
+            self._row(row, frames[row], actions[row], starts[row], prev[row], elapsed[row])
+        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev, elapsed)))
 
 
 def _starts(length: int, seq_len: int) -> list[int]:

@@ -9,6 +9,9 @@
     DIR/shards/<name>/rewards.npy (S,) float32, the unclipped reward of each step
     DIR/shards/<name>/executed.npy (S,) uint8, optional: the action ALE executed, where the
                                  label is another (DAgger); a policy with `prev_action` reads it
+    DIR/shards/<name>/elapsed.npy (S,) float32, optional: the time elapsed before each step's
+                                 observation, in nominal steps (an env with frame-skip
+                                 jitter); a policy with `timespans` reads it (1 where absent)
     DIR/shards/<name>/meta.json  its segments, with the sha256 of each array file
 
 A shard holds one or more segments. A segment is a run of consecutive steps of one episode:
@@ -41,9 +44,9 @@ import numpy as np
 from cfcclone import atomic
 
 ARRAYS = ("frames", "actions", "rewards")
-OPTIONAL = ("executed",)
+OPTIONAL = ("executed", "elapsed")
 """Arrays a shard may hold (by its meta's checksums); where `executed` is absent the labels
-are the executed actions."""
+are the executed actions, and where `elapsed` is absent every step took one nominal step."""
 
 
 class DatasetError(ValueError):
@@ -87,11 +90,13 @@ def write_shard(
     segments: list[Segment],
     game: str | None = None,
     executed: np.ndarray | None = None,
+    elapsed: np.ndarray | None = None,
 ) -> dict:
     """Write one shard atomically under root/shards/name; returns its meta. `game`, where
     given, is recorded in the meta, so a shard knows where it came from; `executed` (S,), the
-    actions ALE executed where they differ from the labels `actions` (DAgger)."""
-    _check_arrays(name, frames, actions, rewards, segments, executed)
+    actions ALE executed where they differ from the labels `actions` (DAgger); `elapsed`
+    (S,), each step's elapsed time where the env's steps vary."""
+    _check_arrays(name, frames, actions, rewards, segments, executed, elapsed)
     shards = Path(root) / "shards"
     arrays = {
         "frames": frames if frames.dtype == np.uint8 else frames.astype(np.float32, copy=False),
@@ -100,6 +105,8 @@ def write_shard(
     }
     if executed is not None:
         arrays["executed"] = _stored_actions(executed)
+    if elapsed is not None:
+        arrays["elapsed"] = np.asarray(elapsed, np.float32)
     with atomic.atomic_path(shards / name, directory=True, overwrite=False) as tmp:
         for key, arr in arrays.items():
             with open(tmp / f"{key}.npy", "wb") as f:
@@ -132,7 +139,7 @@ def check_finite(where, **arrays) -> None:
             raise DatasetError(f"{where}: {key} holds NaN or inf (first at row {bad})")
 
 
-def _check_arrays(name, frames, actions, rewards, segments, executed=None) -> None:
+def _check_arrays(name, frames, actions, rewards, segments, executed=None, elapsed=None):
     image = frames.ndim == 3 and frames.dtype == np.uint8
     if not (image or (frames.ndim == 2 and frames.dtype.kind == "f")):
         raise DatasetError(
@@ -147,6 +154,10 @@ def _check_arrays(name, frames, actions, rewards, segments, executed=None) -> No
     if executed is not None and executed.shape != actions.shape:
         raise DatasetError(
             f"shard {name}: executed actions {executed.shape} and actions {actions.shape} differ"
+        )
+    if elapsed is not None and (elapsed.shape != rewards.shape or not (elapsed > 0).all()):
+        raise DatasetError(
+            f"shard {name}: expected elapsed times ({len(rewards)},) > 0, got {elapsed.shape}"
         )
     for key, a in (("actions", actions), ("executed actions", executed)):
         if a is not None and a.ndim == 1 and a.size and (a.min() < 0 or a.max() > 255):
@@ -240,8 +251,9 @@ class EpisodeWriter:
     `add` takes each step's observations (B, stack, H, W) (their newest frames are stored),
     the actions to record (B,) and the rewards (B,) of the envs `env_ids` (default: all N in
     order), and, where the recorded actions are labels other than what ALE executed (DAgger),
-    the `executed` actions (B,); `names(env, count)` names env's count-th shard. Collection
-    and DAgger write through it.
+    the `executed` actions (B,), and where the env's steps vary, the `elapsed` time before
+    each observation (B,); `names(env, count)` names env's count-th shard. Collection and
+    DAgger write through it.
     """
 
     def __init__(self, root, num_envs: int, names, split: str | None = None, game=None):
@@ -250,6 +262,7 @@ class EpisodeWriter:
         self.actions: list[list] = [[] for _ in range(num_envs)]
         self.rewards: list[list] = [[] for _ in range(num_envs)]
         self.executed: list[list] = [[] for _ in range(num_envs)]
+        self.elapsed: list[list] = [[] for _ in range(num_envs)]
         self.count = [0] * num_envs
 
     def add(
@@ -259,17 +272,22 @@ class EpisodeWriter:
         rewards: np.ndarray,
         env_ids=None,
         executed: np.ndarray | None = None,
+        elapsed: np.ndarray | None = None,
     ) -> None:
         ids = range(len(obs)) if env_ids is None else env_ids
         for i in ids:  # checked before any is buffered: a refused step leaves nothing behind
-            if self.actions[i] and bool(self.executed[i]) != (executed is not None):
-                raise ValueError(f"env {i}: executed actions given for some steps, not all")
+            for name, kept, given in (("executed actions", self.executed[i], executed),
+                                      ("elapsed times", self.elapsed[i], elapsed)):  # fmt: skip
+                if self.actions[i] and bool(kept) != (given is not None):
+                    raise ValueError(f"env {i}: {name} given for some steps, not all")
         for k, i in enumerate(ids):
             self.frames[i].append(obs[k, -1].copy())  # not a view: it would keep all of obs
             self.actions[i].append(np.array(actions[k]))
             self.rewards[i].append(float(rewards[k]))
             if executed is not None:
                 self.executed[i].append(np.array(executed[k]))
+            if elapsed is not None:
+                self.elapsed[i].append(float(elapsed[k]))
 
     def steps(self, i: int) -> int:
         """Steps buffered for env i."""
@@ -298,7 +316,9 @@ class EpisodeWriter:
             [segment],
             self.game,
             np.stack(self.executed[i]) if self.executed[i] else None,
+            np.asarray(self.elapsed[i], np.float32) if self.elapsed[i] else None,
         )
         self.frames[i], self.actions[i], self.rewards[i], self.executed[i] = [], [], [], []
+        self.elapsed[i] = []
         self.count[i] += 1
         return meta

@@ -139,3 +139,29 @@ def recurrent_parameters(rnn: nn.Module, inputs: int) -> tuple[int, int]:
     acting = sum(int((p.grad != 0).sum()) for p in params if p.grad is not None)
     rnn.zero_grad(set_to_none=True)
     return total, acting
+
+
+def run_timed(rnn: nn.Module, x: torch.Tensor, hx, timespans: torch.Tensor):
+    """ncps's CfC or LTC over x (B, T, F) from hx, each step of each row taking its own
+    elapsed time, timespans (B, T): (out (B, T, n), hx).
+
+    ncps's own forward squeezes a step's timespans to (B,), which the cells then broadcast
+    against (B, units): a crash, or where B equals the units every row's time mixed up (ncps
+    issues #81 and #82; the fix, PR #85, is not merged). This is the loop of that forward with
+    the timespans kept (B, 1), so each row's time scales its own state; for B = 1 it equals
+    ncps's forward (a test holds the batched result to one-sample calls)."""
+    mixed = rnn.use_mixed
+    b = x.shape[0]
+    if hx is None:
+        zeros = torch.zeros(b, rnn.state_size, device=x.device)
+        hx = (zeros, zeros.clone()) if mixed else zeros
+    h, c = hx if mixed else (hx, None)
+    readout = getattr(rnn, "fc", None) or nn.Identity()  # the CfC's projection; LTC has none
+    outs = []
+    for t in range(x.shape[1]):
+        inputs = x[:, t]
+        if mixed:
+            h, c = rnn.lstm(inputs, (h, c))
+        out, h = rnn.rnn_cell(inputs, h, timespans[:, t : t + 1].to(x.dtype))
+        outs.append(readout(out))
+    return torch.stack(outs, 1), ((h, c) if mixed else h)

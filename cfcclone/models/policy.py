@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cfcclone.config import Config, check
-from cfcclone.models.cores import Cell, WiringName, check_core, make_core
+from cfcclone.models.cores import Cell, WiringName, check_core, make_core, run_timed
 from cfcclone.models.encoders import VectorEncoder, make_encoder, smallest_frame
 from cfcclone.spaces import ActionSpec, ObsSpec
 
@@ -77,6 +77,11 @@ class PolicyConfig(Config):
     """Depth of the CfC backbone (ncps's default, 1, where unset)."""
     mixed_memory: bool = False
     """Add an LSTM memory cell beside the CfC (hx becomes a pair)."""
+    timespans: bool = False
+    """Feed the cell each step's elapsed time (ncps's timespans), in nominal steps: the
+    shards' `elapsed` in training, `info["duration"]` in play (1 where unknown), an `elapsed`
+    input of the ONNX step and of `predict`. For envs whose steps vary
+    (`--frame-skip-jitter`)."""
     skip_head: bool = False
     """Add a linear readout of the encoder's features to the CfC's logits. On the Pong
     planner's data the ConvCfC alone predicted no paddle move in 1,500 steps (3 seeds); with
@@ -140,6 +145,10 @@ class PolicyConfig(Config):
             or (_is_int(self.features) and self.features >= 1 and self.encoder != "tutorial"),
             f"expected features >= 1 with the nature or impala encoder, got {self.features!r} "
             f"with {self.encoder} (the tutorial's ends in a pooling of 256 channels)",
+        )
+        check(
+            not (self.timespans and self.core == "none"),
+            "timespans go to a cell: cfc or ltc, not core none",
         )
         problem = check_core(self)
         check(problem is None, problem or "")
@@ -279,6 +288,7 @@ class ConvCfC(nn.Module):
         hx=None,
         episode_start: torch.Tensor | None = None,
         prev_action: torch.Tensor | None = None,
+        timespans: torch.Tensor | None = None,
     ):
         """obs (B, T, stack, H, W) uint8 -> logits (B, T, n_actions), hx.
 
@@ -286,7 +296,9 @@ class ConvCfC(nn.Module):
         True, so a sequence may run across episode boundaries (as the agent's state does).
         prev_action (B, T) int64, for a policy with `prev_action` (ignored by others): the
         action executed at the step before each, -1 where none; it is read as none where
-        episode_start is True.
+        episode_start is True. timespans (B, T) float, for a policy with `timespans` (ignored
+        by others): the time elapsed before each step's observation, in nominal steps (None:
+        1 each).
         """
         features = self.encode(obs)
         if self.config.prev_action:
@@ -297,7 +309,11 @@ class ConvCfC(nn.Module):
                 hx = _zero_where(hx, episode_start[:, 0])
             logits = self.head(features)
         else:
-            logits, hx = self._core(features, hx, episode_start)
+            timed = None
+            if self.config.timespans:
+                timed = torch.ones(features.shape[:2], device=features.device)
+                timed = timed if timespans is None else timed * timespans.to(features.device)
+            logits, hx = self._core(features, hx, episode_start, timed)
         return (logits if self.skip is None else logits + self.skip(features)), hx
 
     def _one_hot(self, prev_action, episode_start, obs) -> torch.Tensor:
@@ -318,10 +334,16 @@ class ConvCfC(nn.Module):
         hot = F.one_hot(prev_action.clamp(0, n - 1), n).float()
         return hot * known[..., None]
 
-    def _core(self, features, hx, episode_start):
-        """The CfC over features (B, T, F): logits (B, T, n_actions), hx."""
-        if episode_start is None:
+    def _run(self, features, hx, timespans):
+        """ncps's forward, or with timespans the same loop with each row's own times."""
+        if timespans is None:
             return self.rnn(features, hx)
+        return run_timed(self.rnn, features, hx, timespans)
+
+    def _core(self, features, hx, episode_start, timespans=None):
+        """The cell over features (B, T, F): logits (B, T, n_actions), hx."""
+        if episode_start is None:
+            return self._run(features, hx, timespans)
         b, t = features.shape[:2]
         if episode_start.shape != (b, t) or episode_start.dtype != torch.bool:
             raise ValueError(
@@ -336,7 +358,8 @@ class ConvCfC(nn.Module):
         pieces = []
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             hx = _zero_where(hx, episode_start[:, lo])
-            logits, hx = self.rnn(features[:, lo:hi], hx)
+            part = None if timespans is None else timespans[:, lo:hi]
+            logits, hx = self._run(features[:, lo:hi], hx, part)
             pieces.append(logits)
         return torch.cat(pieces, 1), hx
 
@@ -348,6 +371,7 @@ class ConvCfC(nn.Module):
         episode_start=None,
         deterministic: bool = True,
         prev_action=None,
+        elapsed=None,
     ):
         """SB3-contrib's recurrent `predict`, in numpy: (actions, next state); actions (N,)
         int64, or (N, a) float32 for a Box (the mean, within the bounds).
@@ -358,7 +382,8 @@ class ConvCfC(nn.Module):
         The state is numpy (a pair of arrays with mixed memory), so it can be kept anywhere
         between calls. `prev_action` (N,) int,
         for a policy with `prev_action`: the action the env executed last step (`info["action"]`
-        of cfcclone's envs; -1 where none).
+        of cfcclone's envs; -1 where none). `elapsed` (N,) float, for a policy with
+        `timespans`: the time each env's last step took (`info["duration"]`; None: 1).
 
             state, start = None, np.ones(n, bool)
             actions, state = policy.predict(obs, state, start)
@@ -391,7 +416,14 @@ class ConvCfC(nn.Module):
                     f"{prev_action.reshape(-1).tolist()}"
                 )
             prev = torch.as_tensor(prev_action.astype(np.int64).reshape(n, 1), device=device)
-        logits, hx = self(obs.to(device)[:, None], hx, mask, prev)
+        times = None
+        if elapsed is not None:
+            elapsed = np.asarray(elapsed, np.float32)
+            elapsed = elapsed.reshape(1) if single else elapsed
+            if elapsed.shape != (n,):
+                raise ValueError(f"expected elapsed ({n},) float, got shape {elapsed.shape}")
+            times = torch.as_tensor(elapsed.reshape(n, 1), device=device)
+        logits, hx = self(obs.to(device)[:, None], hx, mask, prev, times)
         actions = self.actions(logits[:, 0].float(), 0.0 if deterministic else 1.0)
         state = tuple(h.cpu().numpy() for h in hx) if isinstance(hx, tuple) else hx.cpu().numpy()
         actions = actions.cpu().numpy()

@@ -49,12 +49,15 @@ def window_loss(model, batch, weights=None, hx=None, burn_in: int = 0, reduction
     (N,) or targets (N, A), final hx); the loss is the (weighted) mean over the steps, or
     with reduction="sum" their (weighted) sum."""
     obs, starts, actions, prev = batch.obs, batch.episode_start, batch.actions, batch.prev_actions
+    times = batch.elapsed
     if burn_in:
+        warm = None if times is None else times[:, :burn_in]
         with torch.no_grad():
-            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in], prev[:, :burn_in])
+            _, hx = model(obs[:, :burn_in], hx, starts[:, :burn_in], prev[:, :burn_in], warm)
         obs, starts, actions = obs[:, burn_in:], starts[:, burn_in:], actions[:, burn_in:]
         prev = prev[:, burn_in:]
-    logits, hx = model(obs, hx, starts, prev)
+        times = None if times is None else times[:, burn_in:]
+    logits, hx = model(obs, hx, starts, prev, times)
     logits = logits.reshape(-1, logits.shape[-1])
     policy = getattr(model, "module", model)  # under DDP, the policy it wraps
     if policy.config.action.is_box:
