@@ -206,7 +206,7 @@ def _same_game(path, env_config, game) -> None:
         raise ValueError(f"{path} plays {env_config.game}, not {game}")
 
 
-EVAL_ENV_CHANGES = ("obs_noise", "env_kwargs")
+EVAL_ENV_CHANGES = ("obs_noise", "env_kwargs", "frame_skip_jitter")
 """EnvConfig fields that `eval` lays over the checkpoint's env (or the expert's)."""
 
 

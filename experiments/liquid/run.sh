@@ -24,3 +24,19 @@ for name in cfc autoncp32 ltc; do
   $C eval "$OUT/$name/best.safetensors" --episodes 30 --envs 16 --seed 1 \
     --json "$OUT/eval-$name.json"
 done
+# Irregular time: the same expert with each step skipping 2..6 frames (4 on average); a clone
+# with --timespans and one without on that data; every clone, and the expert, under that jitter
+J="--frame-skip-jitter 2 6"
+[ -f "$OUT/jitter-data/manifest.json" ] || $C collect --game breakout --expert tracker $J \
+  --frames 100000 --envs 2 --seed 0 --out "$OUT/jitter-data"
+for name in jitter-timespans jitter-plain; do
+  opts=$([ $name = jitter-timespans ] && echo --timespans || true)
+  [ -f "$OUT/$name/best.safetensors" ] || $C train --data "$OUT/jitter-data" --out "$OUT/$name" \
+    $RECIPE $opts
+done
+$C eval --expert tracker --game breakout $J --episodes 30 --envs 16 --seed 1 \
+  --json "$OUT/eval-expert-jitter.json"
+for name in cfc jitter-timespans jitter-plain; do
+  $C eval "$OUT/$name/best.safetensors" $J --episodes 30 --envs 16 --seed 1 \
+    --json "$OUT/eval-$name-jitter.json"
+done
