@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from cfcclone.agent import StatefulAgent
+from cfcclone.agent import StatefulAgent, check_policy_matches_env
 from cfcclone.atomic import atomic_path, check_file_target
 from cfcclone.envs import EnvConfig
 from cfcclone.models import ConvCfC
@@ -107,6 +107,7 @@ def play(
     seed: int = 0,
     max_steps: int | None = None,
     frame_every: int = 2,
+    saliency: Literal["vbp", "gradient"] | None = None,
 ) -> PlayResult:
     """Play `episodes` with `policy` (a ConvCfC, or an Actor for one env such as an
     `OnnxAgent`) on `env_config`; returns the returns and the agent's step latencies.
@@ -126,14 +127,27 @@ def play(
         seed: episode k is reset with seed + k.
         max_steps: cut each episode after this many steps.
         frame_every: record every n-th step.
+        saliency: record what the policy looks at: each step's frame (as the policy sees it,
+            scaled 3x) with its saliency map in red, vbp (VisualBackProp) or gradient.
     """
     if record is not None:
         check_file_target(record)
+    if saliency is not None and (record is None or not isinstance(policy, ConvCfC)):
+        raise ValueError("--saliency draws a checkpoint's maps into a recording: pass --record")
     if render == "human" and not has_display():
         raise ValueError("--render human needs a display; use --record out.gif to record instead")
     render_mode = "human" if render == "human" else ("rgb_array" if record else None)
     env = make_vector_env(num_envs=1, config=env_config, render_mode=render_mode or "rgb_array")
-    agent = _Timed(StatefulAgent.for_env(policy, env) if isinstance(policy, ConvCfC) else policy)
+    if saliency is not None:
+        from cfcclone.saliency import SaliencyActor, overlay
+
+        check_policy_matches_env(policy, env.action_meanings, policy.config.action)
+        seeing = SaliencyActor(policy, 1, saliency, next(policy.parameters()).device)
+        agent = _Timed(seeing)
+    else:
+        agent = _Timed(
+            StatefulAgent.for_env(policy, env) if isinstance(policy, ConvCfC) else policy
+        )
     frames, returns = [], []
     # a window plays at the game's pace: frame_skip frames of 1/60 s a step (gymnasium's own
     # human rendering keeps its env's pace)
@@ -148,7 +162,8 @@ def play(
                 pace.wait()
                 total += float(t.reward[0])
                 if record and steps % frame_every == 0:
-                    frames.append(env.render()[0])
+                    shown = overlay(t.obs[0, -1], seeing.maps[0]) if saliency else None
+                    frames.append(env.render()[0] if shown is None else shown)
                 steps += 1
                 if t.done[0] or (max_steps is not None and steps >= max_steps):
                     break
