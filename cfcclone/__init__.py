@@ -12,19 +12,42 @@ The pipeline, as the command line runs it:
 
 __version__ = "0.1.0"
 
-from cfcclone.agent import StatefulAgent
-from cfcclone.checkpoint import LoadedPolicy, load_policy, save_policy
-from cfcclone.dagger import DaggerConfig, run_dagger
-from cfcclone.data import SequenceDataset, collect
-from cfcclone.envs import EnvConfig, action_meanings, make_env
-from cfcclone.evaluation import evaluate_expert, evaluate_policy
-from cfcclone.experts import make_expert
-from cfcclone.models import ConvCfC, PolicyConfig
-from cfcclone.play import play
-from cfcclone.rollout import Actor, Transition, rollout
-from cfcclone.spaces import ActionSpec, ObsSpec
-from cfcclone.training import OptimConfig, TrainConfig, Trainer, WindowConfig, train
-from cfcclone.vector_env import make_vector_env
+
+from cfcclone._lazy import lazy_package
+
+lazy_package(
+    __name__,
+    {
+        "ActionSpec": "cfcclone.spaces",
+        "Actor": "cfcclone.rollout",
+        "ConvCfC": "cfcclone.models",
+        "DaggerConfig": "cfcclone.dagger",
+        "EnvConfig": "cfcclone.envs",
+        "LoadedPolicy": "cfcclone.checkpoint",
+        "ObsSpec": "cfcclone.spaces",
+        "OptimConfig": "cfcclone.training",
+        "PolicyConfig": "cfcclone.models",
+        "SequenceDataset": "cfcclone.data",
+        "StatefulAgent": "cfcclone.agent",
+        "TrainConfig": "cfcclone.training",
+        "Trainer": "cfcclone.training",
+        "Transition": "cfcclone.rollout",
+        "WindowConfig": "cfcclone.training",
+        "action_meanings": "cfcclone.envs",
+        "collect": "cfcclone.data",
+        "evaluate_expert": "cfcclone.evaluation",
+        "evaluate_policy": "cfcclone.evaluation",
+        "load_policy": "cfcclone.checkpoint",
+        "make_env": "cfcclone.envs",
+        "make_expert": "cfcclone.experts",
+        "make_vector_env": "cfcclone.vector_env",
+        "play": "cfcclone.play",
+        "rollout": "cfcclone.rollout",
+        "run_dagger": "cfcclone.dagger",
+        "save_policy": "cfcclone.checkpoint",
+        "train": "cfcclone.training",
+    },
+)
 
 __all__ = [
     "ActionSpec",

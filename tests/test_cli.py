@@ -235,3 +235,28 @@ def test_the_shipped_recipe_is_the_same_in_its_short_form(tmp_path):
     assert short == long
     assert short.train.optim.warmup == 300 and short.train.optim.schedule == "cosine"
     assert short.train.epochs == 2 and short.envs == 8 and short.round_eval_episodes == 10
+
+
+def test_the_top_level_help_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom cfcclone.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "COMMAND" in done.stdout, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert "train a ConvCfC on a dataset" in done.stdout  # every command is listed
+
+
+def test_lazy_exports_keep_their_meaning_after_a_submodule_import():
+    import cfcclone
+    import cfcclone.play  # a submodule named as an export: the name still means the function
+    import cfcclone.rollout
+
+    assert callable(cfcclone.rollout) and cfcclone.rollout.__name__ == "rollout"
+    assert cfcclone.play.__module__ == "cfcclone.play" and callable(cfcclone.play)
+    from cfcclone.data import collect
+
+    assert collect.__module__ == "cfcclone.data.collect" and callable(collect)
+    assert set(cfcclone.__all__) <= set(dir(cfcclone))

@@ -13,12 +13,32 @@ import sys
 from cfcclone.cli import commands
 from cfcclone.cli.options import add_options, params
 
+SUMMARY = {
+    "collect": "record expert demonstrations",
+    "import-ncps": "read the NCP tutorial's npz files",
+    "export-ncps": "write the NCP tutorial's npz files",
+    "import-minari": "read a Minari dataset of an ALE game (needs the 'minari' extra)",
+    "export-minari": "write a dataset as a Minari dataset (needs the 'minari' extra)",
+    "record": "play a game yourself; each episode becomes a shard (needs the 'human' extra)",
+    "train": "train a ConvCfC on a dataset",
+    "dagger": "recurrent DAgger: the student plays, the expert labels its states",
+    "demo": "the main job: collect, train, evaluate, record",
+    "eval": "closed-loop returns of a checkpoint or an expert",
+    "play": "watch a checkpoint play, or record it",
+    "plot": "PNG of a run's loss, accuracy and return curves",
+    "bench": "throughput, storage and memory beside the NCP tutorial",
+    "stats": "describe a dataset",
+    "export": "the policy's recurrent step as an ONNX graph (needs the 'export' extra)",
+}
+"""Each command's one line, for `cfcclone --help` (which builds no command's options)."""
+
+
 TRAIN_SET_PER_ROUND = ("train.data", "train.out", "train.init", "train.progress")
 
 
-def _command(sub, name: str, run, help: str, source=None, skip=(), positional=()):
+def _command(sub, name: str, run, source=None, skip=(), positional=()):
     """A subparser whose options come from `source` (a function or a config dataclass)."""
-    p = sub.add_parser(name, help=help, description=help)
+    p = sub.add_parser(name, help=SUMMARY[name], description=SUMMARY[name])
     options = [] if source is None else params(source, skip=skip)
     add_options(p, options, positional)
     p.set_defaults(handler=(run, options))  # no option is called handler
@@ -34,7 +54,6 @@ def _data_commands(sub) -> None:
         sub,
         "collect",
         commands.collect,
-        "record expert demonstrations",
         collect,
         skip=("progress",),
     )
@@ -45,7 +64,7 @@ def _data_commands(sub) -> None:
     add_options(p, env)
     run, options = p.get_default("handler")
     p.set_defaults(handler=(run, options + env))
-    p = _command(sub, "stats", commands.stats, "describe a dataset")
+    p = _command(sub, "stats", commands.stats)
     p.add_argument("dir", help="a dataset folder")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.add_argument("--verify", action="store_true", help="check every checksum, list bad shards")
@@ -55,7 +74,6 @@ def _data_commands(sub) -> None:
         sub,
         "import-ncps",
         commands.import_ncps,
-        "read the NCP tutorial's npz files",
         import_ncps,
         skip=("progress",),
         positional=("src",),
@@ -64,7 +82,6 @@ def _data_commands(sub) -> None:
         sub,
         "export-ncps",
         commands.export_ncps,
-        "write the NCP tutorial's npz files",
         export_ncps,
         skip=("progress",),
         positional=("root",),
@@ -78,7 +95,6 @@ def _minari_commands(sub) -> None:
         sub,
         "import-minari",
         commands.import_minari,
-        "read a Minari dataset of an ALE game (needs the 'minari' extra)",
         import_minari,
         skip=("progress",),
         positional=("source",),
@@ -87,7 +103,6 @@ def _minari_commands(sub) -> None:
         sub,
         "export-minari",
         commands.export_minari,
-        "write a dataset as a Minari dataset (needs the 'minari' extra)",
         export_minari,
         skip=("progress",),
         positional=("root",),
@@ -101,7 +116,6 @@ def _record_command(sub) -> None:
         sub,
         "record",
         commands.record,
-        "play a game yourself; each episode becomes a shard (needs the 'human' extra)",
         record,
         skip=("before_step",),
     )
@@ -116,7 +130,6 @@ def _training_commands(sub) -> None:
         sub,
         "train",
         commands.train,
-        "train a ConvCfC on a dataset",
         TrainConfig,
         skip=("progress",),
     )
@@ -125,7 +138,6 @@ def _training_commands(sub) -> None:
         sub,
         "dagger",
         commands.dagger,
-        "recurrent DAgger: the student plays, the expert labels its states",
         DaggerConfig,
         skip=TRAIN_SET_PER_ROUND,
     )
@@ -141,7 +153,6 @@ def _training_commands(sub) -> None:
         sub,
         "demo",
         commands.demo,
-        "the main job: collect, train, evaluate, record",
         DemoConfig,
         skip=TRAIN_SET_PER_ROUND,
     )
@@ -164,7 +175,6 @@ def _policy_commands(sub) -> None:
         sub,
         "eval",
         commands.evaluate,
-        "closed-loop returns of a checkpoint or an expert",
         evaluate_policy,
         skip=("policy", "env_config", "progress"),
     )
@@ -178,20 +188,17 @@ def _policy_commands(sub) -> None:
         sub,
         "play",
         commands.play,
-        "watch a checkpoint play, or record it",
         play,
         skip=("policy", "env_config"),
     )
     p.add_argument("checkpoint", help="a checkpoint (.safetensors) or its .onnx export")
     from cfcclone.export import export_onnx
 
-    help_ = "the policy's recurrent step as an ONNX graph (needs the 'export' extra)"
-    _command(sub, "export", commands.export, help_, export_onnx, positional=("checkpoint",))
+    _command(sub, "export", commands.export, export_onnx, positional=("checkpoint",))
     _command(
         sub,
         "plot",
         commands.plot,
-        "PNG of a run's loss, accuracy and return curves",
         plot_run,
         positional=("run",),
     )
@@ -204,7 +211,6 @@ def _bench_command(sub) -> None:
         sub,
         "bench",
         commands.bench,
-        "throughput, storage and memory beside the NCP tutorial",
         BenchConfig,
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes: seconds, not figures")
@@ -216,24 +222,52 @@ def _bench_command(sub) -> None:
     p.add_argument("--markdown", help="write a markdown section: machine, versions, tables")
 
 
-def build_parser() -> argparse.ArgumentParser:
+GROUPS = (
+    (("collect", "stats", "import-ncps", "export-ncps"), _data_commands),
+    (("import-minari", "export-minari"), _minari_commands),
+    (("record",), _record_command),
+    (("train", "dagger", "demo"), _training_commands),
+    (("eval", "play", "export", "plot"), _policy_commands),
+    (("bench",), _bench_command),
+)
+"""The commands, in --help's order, by the function that builds their options."""
+
+
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The command line, with the options of `commands` (default: every command); the others
+    are listed by name and summary only, since building options imports their library (and
+    torch): `cfcclone --help` builds none."""
     parser = argparse.ArgumentParser(prog="cfcclone", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _data_commands(sub)
-    _minari_commands(sub)
-    _record_command(sub)
-    _training_commands(sub)
-    _policy_commands(sub)
-    _bench_command(sub)
+    for names, build in GROUPS:
+        if commands is None or set(names) & set(commands):
+            build(sub)
+        else:
+            for name in names:
+                sub.add_parser(name, help=SUMMARY[name])
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _command_of(argv: list[str]) -> str | None:
+    """The command named in argv (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _reported(e: BaseException) -> bool:
+    """Whether `e` is one of the errors the command line reports on one line."""
+    if isinstance(e, (ValueError, FileExistsError, FileNotFoundError)):
+        return True
     from cfcclone.data.collect import CollectionError
     from cfcclone.distributed import DistributedError
     from cfcclone.training import TrainingError
 
-    args = build_parser().parse_args(argv)
+    return isinstance(e, (TrainingError, CollectionError, DistributedError))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    args = build_parser([command] if command else []).parse_args(argv)
     try:
         run, options = args.handler
         return run(args, options)
@@ -242,13 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `cfcclone stats DIR | head`: the reader left, as with any tool
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (
-        ValueError,
-        FileExistsError,
-        FileNotFoundError,
-        TrainingError,
-        CollectionError,
-        DistributedError,
-    ) as e:
+    except (ValueError, OSError, RuntimeError) as e:
+        if not _reported(e):
+            raise
         print(f"cfcclone {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,16 @@
 """Expert data: collection, the on-disk format, the sequence dataset, tutorial interop."""
 
-from cfcclone.data.collect import collect
-from cfcclone.data.dataset import Batch, SequenceDataset, expand_stacks
-from cfcclone.data.format import DatasetError
+from cfcclone._lazy import lazy_package
+
+lazy_package(
+    __name__,
+    {
+        "Batch": "cfcclone.data.dataset",
+        "DatasetError": "cfcclone.data.format",
+        "SequenceDataset": "cfcclone.data.dataset",
+        "collect": "cfcclone.data.collect",
+        "expand_stacks": "cfcclone.data.dataset",
+    },
+)
 
 __all__ = ["Batch", "DatasetError", "SequenceDataset", "collect", "expand_stacks"]

@@ -1,9 +1,20 @@
 """Training: the nested TrainConfig, and the Trainer that runs it (BPTT over windows)."""
 
-from cfcclone.agent import resolve_device
-from cfcclone.training.config import OptimConfig, TrainConfig, WindowConfig
-from cfcclone.training.steps import class_weights
-from cfcclone.training.trainer import Trainer, TrainingError, train
+from cfcclone._lazy import lazy_package
+
+lazy_package(
+    __name__,
+    {
+        "OptimConfig": "cfcclone.training.config",
+        "TrainConfig": "cfcclone.training.config",
+        "Trainer": "cfcclone.training.trainer",
+        "TrainingError": "cfcclone.training.trainer",
+        "WindowConfig": "cfcclone.training.config",
+        "class_weights": "cfcclone.training.steps",
+        "resolve_device": "cfcclone.agent",
+        "train": "cfcclone.training.trainer",
+    },
+)
 
 __all__ = [
     "OptimConfig",
