@@ -15,7 +15,7 @@ planners were before they read it: they then judged the paddle by their own last
 Beside each row, the share of steps where an untold copy of the expert, shown the same states,
 labels differently (`untold_differs`): what reading the executed action changes in the labels.
 
-    python scripts/noisy_expert.py --game pong --noise 0 0.05 0.1 0.15 --episodes 10
+    python experiments/noisy_expert/run.py --game pong --noise 0 0.05 0.1 0.15 --episodes 10
 """
 
 from __future__ import annotations

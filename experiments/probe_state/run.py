@@ -23,9 +23,9 @@ the MLP's inputs (standardised) from the CNN's features, weighted `--aux-weight`
 cross-entropy (0: no auxiliary loss). It prints the val accuracy, the move recall and the
 auxiliary R^2 every `--every` steps; `--class-weights sqrt`, as the Pong runs.
 
-    python scripts/probe_state.py --game pong --steps 200000 --rounds 4 --episodes 10
-    python scripts/probe_state.py --game pong --steps 100000 --cnn --aux-weight 1
-    python scripts/probe_state.py --game pong --rounds 25 --labels-per-round 20000 \
+    python experiments/probe_state/run.py --game pong --steps 200000 --rounds 4 --episodes 10
+    python experiments/probe_state/run.py --game pong --steps 100000 --cnn --aux-weight 1
+    python experiments/probe_state/run.py --game pong --rounds 25 --labels-per-round 20000 \
         --finetune 900 --class-weights sqrt --beta 0.5 --beta-decay 0.5
 """
 

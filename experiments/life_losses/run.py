@@ -5,8 +5,8 @@ The games are those of `cfcclone eval` with the same --episodes, --envs and --se
 rule of `cfcclone.evaluation.run_episodes`: env i keeps its first quota episodes), so the last
 entry of each episode is its return. Prints how many lives were lost in each band of score.
 
-    python scripts/life_losses.py checkpoints/breakout_planner_nature.safetensors --episodes 30
-    python scripts/life_losses.py --expert planner --episodes 30
+    python experiments/life_losses/run.py checkpoints/breakout_planner_nature.safetensors --episodes 30
+    python experiments/life_losses/run.py --expert planner --episodes 30
 """
 
 from __future__ import annotations

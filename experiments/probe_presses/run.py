@@ -13,8 +13,8 @@ The models:
 The CNN models train on random windows of --seq-len steps through `window_loss`, as the
 trainer does, with --class-weights; one thread, fp32.
 
-    python scripts/probe_presses.py runs/pong/data --model cfc --steps 1500
-    python scripts/probe_presses.py runs/pong/data --model features --epochs 15
+    python experiments/probe_presses/run.py runs/pong/data --model cfc --steps 1500
+    python experiments/probe_presses/run.py runs/pong/data --model features --epochs 15
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ more), the cheapest test of a clone that presses too little or too much. Each ro
 return and the share of the clone's steps of each kind, by the evaluation protocol (sticky
 actions 0.25, full games, the quota rule of `cfcclone.evaluation.run_episodes`).
 
-    python scripts/expert_overrides.py runs/pong/dagger/round20/best.safetensors \
+    python experiments/expert_overrides/run.py runs/pong/dagger/round20/best.safetensors \
         --fix none missed extra wrong --episodes 10
 """
 

@@ -1,4 +1,5 @@
-"""The experiment scripts' own logic (scripts/ is not a package: loaded by path)."""
+"""The experiments' own logic, loaded by path (experiments/NAME/run.py). `make test` does not
+run these (its tests are tests/); run them with `pytest experiments`."""
 
 import importlib.util
 from pathlib import Path
@@ -6,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+EXPERIMENTS = Path(__file__).resolve().parent
 
 
 def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / name / "run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

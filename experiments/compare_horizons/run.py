@@ -16,7 +16,7 @@ Each (method, seed) run ends with a greedy evaluation of its best checkpoint ove
 (OUT/<method>/seed<N>/result.json), so an interrupted comparison continues where it stopped.
 The table goes to stdout and OUT/table.md.
 
-    python scripts/compare_horizons.py --out runs/compare
+    python experiments/compare_horizons/run.py --out runs/compare
 """
 
 from __future__ import annotations
