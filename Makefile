@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# A CPU torch wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,plot,export,minari,human,mujoco,sb3]"
+	$(PY) -m pip install -q -e ".[dev,plot,export,minari,human,mujoco,sb3,tensorboard]"
 	touch $(STAMP)
 
 demo: $(STAMP)

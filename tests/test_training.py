@@ -350,3 +350,16 @@ def test_a_wiring_still_holds_after_training(data, tmp_path, policy):
             w.add_(torch.randn_like(w) * 10 * (m == 0))
         after, _ = trained(obs)
     assert torch.equal(before, after)
+
+
+def test_tensorboard_logs_each_epochs_figures_beside_the_metrics(data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = dataclasses.replace(_config(data, tmp_path / "run"), tensorboard=True)
+    rows = Trainer(config).fit()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    for key in ("train_loss", "val_loss", "val_acc"):
+        logged = [(e.step, e.value) for e in events.Scalars(key)]
+        assert logged == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]

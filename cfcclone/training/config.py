@@ -118,6 +118,9 @@ class TrainConfig(Config):
     """Seeds the initial weights, the batches and the split."""
     progress: bool = True
     """Show progress bars and the per-epoch line."""
+    tensorboard: bool = False
+    """Also log each epoch's figures for TensorBoard, in RUN/tensorboard, beside
+    metrics.jsonl (needs the tensorboard package: the 'tensorboard' extra)."""
 
     def __post_init__(self):
         self.check_choices()

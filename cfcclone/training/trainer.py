@@ -94,6 +94,14 @@ class Trainer:
                 f"{self.out} holds a DAgger run, not a train run; pass another --out"
             )
         c = self.config = config
+        self._board = None  # the TensorBoard writer, made at the first epoch's end
+        if c.tensorboard:
+            try:
+                import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
+            except ImportError:
+                raise ValueError(
+                    "--tensorboard needs tensorboard: pip install 'cfcclone[tensorboard]'"
+                ) from None
         self.device = resolve_device(c.device)
         if c.batch % distributed.world().size:
             raise ValueError(
@@ -304,19 +312,41 @@ class Trainer:
         after each epoch, else the epoch's line is printed (on rank 0)."""
         rows = []  # the run folder appears with the first epoch's files (atomic_path makes it)
         epochs = range(self.epoch, self.config.epochs)
-        for _ in tqdm(epochs, desc="train", unit="epoch", disable=not self.progress):
-            row = {"epoch": self.epoch + 1, **self.train_epoch()}
-            self.recalibrate_batchnorm()
-            row.update(self.validate())
-            self.epoch += 1
-            row.update(self.closed_loop())
-            self._save(row)
-            rows.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
-            elif self.progress:
-                tqdm.write(epoch_line(row))
+        try:
+            for _ in tqdm(epochs, desc="train", unit="epoch", disable=not self.progress):
+                row = {"epoch": self.epoch + 1, **self.train_epoch()}
+                self.recalibrate_batchnorm()
+                row.update(self.validate())
+                self.epoch += 1
+                row.update(self.closed_loop())
+                self._save(row)
+                self._log_tensorboard(row)
+                rows.append(row)
+                if on_epoch is not None:
+                    on_epoch(row)
+                elif self.progress:
+                    tqdm.write(epoch_line(row))
+        finally:
+            if self._board is not None:
+                self._board.close()
+                self._board = None
         return rows
+
+    def _log_tensorboard(self, row: dict) -> None:
+        """The row's figures as TensorBoard scalars of its epoch (rank 0, with --tensorboard);
+        the episodes' returns as a histogram."""
+        if not (self.config.tensorboard and self.world.main):
+            return
+        if self._board is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._board = SummaryWriter(str(self.out / "tensorboard"))
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                self._board.add_scalar(key, value, row["epoch"])
+        if row.get("returns"):
+            self._board.add_histogram("returns", np.asarray(row["returns"]), row["epoch"])
+        self._board.flush()
 
     def _save(self, row: dict) -> None:
         """Write the epoch's checkpoints, resume state and metrics row (rank 0, with every
