@@ -92,16 +92,9 @@ def gradient_saliency(policy: ConvCfC, obs, hx=None, **inputs) -> torch.Tensor:
         extra = {
             k: torch.as_tensor(np.asarray(v)).reshape(b, 1).to(device) for k, v in inputs.items()
         }
-        if policy.config.prev_action:
-            hot = policy._one_hot(extra["prev_action"], None, features)
-            features = torch.cat([features, hot], -1)
-        if policy.rnn is None:
-            out = policy.head(features)
-        else:
-            times = extra.get("elapsed")
-            out, _ = policy._run(features, hx, None if times is None else times.float())
-        if policy.skip is not None:
-            out = out + policy.skip(features)
+        times = extra.get("elapsed")
+        out, _ = policy.decide(features, hx, None, extra.get("prev_action"),
+                               None if times is None else times.float())  # fmt: skip
         out = out[:, 0]
         if policy.config.action.is_box:
             score = out.norm(dim=-1)

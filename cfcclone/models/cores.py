@@ -7,12 +7,18 @@ time), `ltc` (the liquid time-constant ODE, unfolded 6 times a step: slower, as 
 - `dense`: every neuron sees every input and every neuron. A dense CfC of `units` neurons
   projects them to the actions with a linear layer (ncps's `proj_size`), as it always has;
   a dense LTC is ncps's `FullyConnected(units, output_dim=n_actions)`: its first n_actions
-  neurons are the motor neurons, whose states are the outputs.
+  neurons are the motor neurons.
 - `autoncp`: ncps's `AutoNCP(units, n_actions, sparsity)`: inter, command and motor neurons
-  in layers with sparse synapses; the motor neurons are the outputs (no linear layer).
+  in layers with sparse synapses, one motor neuron per action.
 - `ncp`: ncps's `NCP` with the sizes in `PolicyConfig.ncp`: inter neurons, command neurons,
-  sensory fan-out, inter fan-out, recurrent command synapses, motor fan-in; the motor neurons
-  are the actions, so `units` is inter + command + n_actions.
+  sensory fan-out, inter fan-out, recurrent command synapses, motor fan-in; one motor neuron
+  per action, so `units` is inter + command + n_actions.
+
+A motor neuron's state is bounded (a wired CfC's by tanh, in [-1, 1]), and logits bounded so
+leave a policy at the majority action (a 4-action softmax can reach only 0.71): each action's
+output is a linear readout of the motor neurons (n_actions^2 + n_actions weights: ncps's
+`proj_size` for a wired CfC, `ConvCfC.readout` for the LTC, whose own output mapping is one
+scale per neuron).
 
 Everything is built from ncps's own classes; a wiring's synapses are ncps's sparsity masks,
 stored (as non-trainable parameters) in the checkpoint, so training never adds one. The
@@ -104,8 +110,9 @@ def make_core(config, inputs: int) -> nn.Module:
             backbone_units=c.backbone_units,
             backbone_layers=c.backbone_layers,
         )
-    if c.core == "cfc":
-        return CfC(inputs, wiring, batch_first=True, mixed_memory=c.mixed_memory, mode=c.mode)
+    if c.core == "cfc":  # the motor neurons, then a linear readout (a state is bounded)
+        return CfC(inputs, wiring, proj_size=c.n_actions, batch_first=True,
+                   mixed_memory=c.mixed_memory, mode=c.mode)  # fmt: skip
     return LTC(inputs, wiring, batch_first=True, mixed_memory=c.mixed_memory)
 
 

@@ -205,8 +205,11 @@ class ConvCfC(nn.Module):
             seen = config.obs.dim if config.obs_mask is None else len(config.obs_mask)
             self.conv_block = VectorEncoder(config.stack, seen, config.hidden, config.obs_mask)
         inputs = self.conv_block.features + config.n_actions * config.prev_action
+        self.readout = None  # the LTC's linear readout of its motor neurons (cores' doc)
         if config.core != "none":
             self.rnn = make_core(config, inputs)
+            if config.core == "ltc":
+                self.readout = nn.Linear(config.n_actions, config.n_actions)
         else:
             self.rnn = None
             self.head = nn.Linear(inputs, config.n_actions)
@@ -300,11 +303,16 @@ class ConvCfC(nn.Module):
         by others): the time elapsed before each step's observation, in nominal steps (None:
         1 each).
         """
-        features = self.encode(obs)
+        return self.decide(self.encode(obs), hx, episode_start, prev_action, timespans)
+
+    def decide(self, features, hx=None, episode_start=None, prev_action=None, timespans=None):
+        """`forward` after the encoder: features (B, T, F) -> out (B, T, n_actions), hx (the
+        rest as in `forward`). Saliency calls it on features it can differentiate."""
         if self.config.prev_action:
-            features = torch.cat([features, self._one_hot(prev_action, episode_start, obs)], -1)
+            hot = self._one_hot(prev_action, episode_start, features)
+            features = torch.cat([features, hot], -1)
         if self.rnn is None:  # feedforward: the (zero) state passes through, reset as a CfC's
-            hx = self.initial_state(obs.shape[0], obs.device) if hx is None else hx
+            hx = self.initial_state(features.shape[0], features.device) if hx is None else hx
             if episode_start is not None:  # (and an ONNX graph keeps its episode_start input)
                 hx = _zero_where(hx, episode_start[:, 0])
             logits = self.head(features)
@@ -314,11 +322,14 @@ class ConvCfC(nn.Module):
                 timed = torch.ones(features.shape[:2], device=features.device)
                 timed = timed if timespans is None else timed * timespans.to(features.device)
             logits, hx = self._core(features, hx, episode_start, timed)
+            if self.readout is not None:
+                logits = self.readout(logits)
         return (logits if self.skip is None else logits + self.skip(features)), hx
 
-    def _one_hot(self, prev_action, episode_start, obs) -> torch.Tensor:
-        """(B, T, n_actions) float: prev_action one-hot, zeros where -1 or an episode starts."""
-        b, t, n = *obs.shape[:2], self.config.n_actions
+    def _one_hot(self, prev_action, episode_start, like) -> torch.Tensor:
+        """(B, T, n_actions) float: prev_action one-hot, zeros where -1 or an episode starts
+        (B and T from `like`, a (B, T, ...) tensor)."""
+        b, t, n = *like.shape[:2], self.config.n_actions
         if prev_action is None:
             raise ValueError(
                 "this policy reads the previous action (prev_action): pass prev_action (B, T)"
