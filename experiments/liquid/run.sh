@@ -18,9 +18,10 @@ train() {  # name, options...
 train cfc
 train autoncp32 --wiring autoncp --units 32 --features 32
 train ltc --cell ltc --units 64
+train autoncp32-e20 --wiring autoncp --units 32 --features 32 --epochs 20   # twice the epochs
 $C eval --expert tracker --game breakout --episodes 30 --envs 16 --seed 1 \
   --json "$OUT/eval-expert.json"
-for name in cfc autoncp32 ltc; do
+for name in cfc autoncp32 ltc autoncp32-e20; do
   $C eval "$OUT/$name/best.safetensors" --episodes 30 --envs 16 --seed 1 \
     --json "$OUT/eval-$name.json"
 done
