@@ -170,6 +170,8 @@ def play(
             returns.append(total)
     finally:
         env.close()
+        if saliency is not None:
+            seeing.close()
     if record:
         write_video(record, frames, fps=max(1, 30 // frame_every))
     return PlayResult(returns, agent.ms, 1000 * period)

@@ -115,9 +115,18 @@ class SaliencyActor:
         self.policy, self.method = policy, method
         self.stages = encoder_stages(policy.conv_block)
         self.maps: np.ndarray | None = None
-        self._seen: list[torch.Tensor] = []
-        for module, *_ in self.stages:
-            module.register_forward_hook(lambda m, i, out: self._seen.append(out.detach()))
+        self._seen: list[torch.Tensor] | None = None  # a list only while `act` runs
+        self._hooks = [m.register_forward_hook(self._keep) for m, *_ in self.stages]
+
+    def _keep(self, module, inputs, out) -> None:
+        if self._seen is not None:
+            self._seen.append(out.detach())
+
+    def close(self) -> None:
+        """Take the actor's hooks off the policy's encoder."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
     @property
     def config(self):
@@ -128,14 +137,17 @@ class SaliencyActor:
         start = np.asarray(episode_start, bool)
         before = self.agent.hx
         before = tuple(h.clone() for h in before) if isinstance(before, tuple) else before.clone()
-        self._seen.clear()
-        actions = self.agent.act(obs, episode_start, info)
+        self._seen = []
+        try:
+            actions = self.agent.act(obs, episode_start, info)
+            seen = self._seen
+        finally:
+            self._seen = None
         if self.method == "vbp":
-            maps = visual_backprop(self._seen, self.stages, obs.shape[-1])
+            maps = visual_backprop(seen, self.stages, obs.shape[-1])
         else:
             hx = _zero_rows(before, torch.as_tensor(start, device=self.agent.device))
             maps = gradient_saliency(self.policy, obs, hx, **step_inputs(self.config, info, start))
-        self._seen.clear()
         self.maps = maps.cpu().numpy()
         return actions
 
@@ -176,6 +188,7 @@ def rollout_saliency(
             if len(frames) == steps:
                 break
     finally:
+        actor.close()
         env.close()
     return SaliencyRollout(*(np.stack(a) for a in (frames, maps, ram, actions)))
 

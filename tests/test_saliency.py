@@ -85,6 +85,8 @@ def test_the_shipped_clone_looks_at_the_ball_and_the_paddle():
     loaded = load_policy(SHIPPED)
     run = rollout_saliency(loaded.policy, loaded.env_config, 150, "vbp", seed=1)
     assert object_mass(run.maps, breakout_boxes(run.ram))["ratio"] >= 3
+    # and the rollout leaves no hook on the policy's encoder
+    assert not any(m._forward_hooks for m in loaded.policy.conv_block.modules())
 
 
 def test_play_overlays_the_maps_on_a_recording(tmp_path, capsys):
