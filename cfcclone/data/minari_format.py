@@ -261,7 +261,8 @@ def gym_side(dataset, saved: dict | None = None):
         registered = gym.spec(spec.id)
     except gym.error.Error as e:
         raise DatasetError(f"env {spec.id} is not a registered gymnasium env ({e})") from None
-    kwargs = {k: v for k, v in spec.kwargs.items() if registered.kwargs.get(k, ...) != v}
+    kwargs = {k: v for k, v in spec.kwargs.items()
+              if registered.kwargs.get(k, ...) != v and k != "render_mode"}  # fmt: skip
     if spec.max_episode_steps != registered.max_episode_steps:
         kwargs["max_episode_steps"] = spec.max_episode_steps
     env = EnvConfig(game=spec.id, stack=1, env_kwargs=kwargs or None)
