@@ -8,12 +8,13 @@ import torch
 
 from cfcclone import ConvCfC, PolicyConfig, StatefulAgent
 from cfcclone.checkpoint import save_policy
-from cfcclone.dagger import DaggerConfig, roll_out, round_writer, run_dagger
+from cfcclone.dagger import DaggerConfig, run_dagger
 from cfcclone.data import SequenceDataset, collect
 from cfcclone.data.format import list_shards, write_shard
 from cfcclone.data.manifest import Manifest
 from cfcclone.envs import FIRE_STEPS, EnvConfig, make_env
 from cfcclone.experts import make_expert
+from cfcclone.labelling import roll_out, round_writer
 from cfcclone.models import PolicyConfig as Policy
 from cfcclone.training import OptimConfig, TrainConfig, WindowConfig
 from cfcclone.vector_env import make_vector_env

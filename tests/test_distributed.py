@@ -18,7 +18,7 @@ import torch
 import torch.multiprocessing as mp
 
 from cfcclone.data import collect
-from cfcclone.data.dataset import Batch
+from cfcclone.data.batch import Batch
 from cfcclone.data.format import list_shards
 from cfcclone.data.manifest import Manifest
 from cfcclone.models import PolicyConfig

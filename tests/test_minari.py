@@ -16,7 +16,8 @@ from gymnasium.wrappers import AtariPreprocessing
 from cfcclone.cli import main
 from cfcclone.data.format import DatasetError, list_shards, open_shard
 from cfcclone.data.manifest import Manifest
-from cfcclone.data.minari_format import export_minari, gray, import_minari
+from cfcclone.data.minari_ale import gray
+from cfcclone.data.minari_format import export_minari, import_minari
 from cfcclone.envs import EnvConfig, make_env
 
 gym.register_envs(ale_py)

@@ -111,7 +111,7 @@ def test_unknown_encoder_and_mode_name_the_valid_ones():
 def test_the_encoder_choices_are_the_encoders_built():
     from typing import get_args
 
-    from cfcclone.models.policy import EncoderName
+    from cfcclone.models.config import EncoderName
 
     assert set(get_args(EncoderName)) == set(ENCODERS)
 

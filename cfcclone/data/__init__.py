@@ -5,11 +5,11 @@ from cfcclone._lazy import lazy_package
 lazy_package(
     __name__,
     {
-        "Batch": "cfcclone.data.dataset",
+        "Batch": "cfcclone.data.batch",
         "DatasetError": "cfcclone.data.format",
         "SequenceDataset": "cfcclone.data.dataset",
         "collect": "cfcclone.data.collect",
-        "expand_stacks": "cfcclone.data.dataset",
+        "expand_stacks": "cfcclone.data.batch",
     },
 )
 

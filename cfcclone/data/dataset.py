@@ -16,71 +16,18 @@ not grow with the dataset; the page cache still keeps hot data.
 from __future__ import annotations
 
 import mmap
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cfcclone.data.batch import Batch, expand_stacks
 from cfcclone.data.format import DatasetError, open_shard
 from cfcclone.data.manifest import Manifest
+from cfcclone.data.streams import EpisodeStreams
 
 SPLITS = ("train", "val", "all")
 _RELEASE_BYTES = 256 << 20
-
-
-def expand_stacks(
-    frames: torch.Tensor, episode_start: torch.Tensor | None = None, stack: int = 4
-) -> torch.Tensor:
-    """frames (B, T+stack-1, *shape) -> stacks (B, T, stack, *shape): stack t holds frames
-    t .. t+stack-1, oldest first, as the env stacks them (a view). Frames (H, W) or state
-    vectors (d,) alike.
-
-    Where episode_start (B, T) bool marks a step t > 0, the window runs into a new episode
-    there, and the stacks of steps t .. t+stack-2 are padded with that step's frame instead of
-    reaching back into the old episode, as the env pads them at reset (a gather, not a view).
-    """
-    view = frames.unfold(1, stack, 1).movedim(-1, 2)
-    if episode_start is None or episode_start.shape[1] < 2 or not episode_start[:, 1:].any():
-        return view
-    b, t = episode_start.shape
-    steps = torch.arange(t, device=frames.device)
-    # the frame index of the latest episode start at or before each step (0 where none)
-    floor = torch.where(episode_start, steps + stack - 1, 0).cummax(1).values
-    rows = steps[:, None] + torch.arange(stack, device=frames.device)
-    rows = torch.maximum(rows, floor[..., None])  # (B, T, stack)
-    return frames[torch.arange(b, device=frames.device)[:, None, None], rows]
-
-
-@dataclass
-class Batch:
-    """frames (B, T+stack-1, H, W) uint8 (or (B, T+stack-1, d) float32 states), actions
-    (B, T) int64 (or (B, T, a) float32 Box actions), episode_start (B, T) bool, prev_actions
-    (B, T) int64: the action ALE executed at the step before each (-1 where none, at an
-    episode's first step, and always for Box actions). The stack size is what the frames hold
-    beyond the steps."""
-
-    frames: torch.Tensor
-    actions: torch.Tensor
-    episode_start: torch.Tensor
-    prev_actions: torch.Tensor
-    elapsed: torch.Tensor | None = None
-    """(B, T) float32: the time elapsed before each step's observation, in nominal steps (1
-    where the data keeps none); None: 1 everywhere."""
-
-    def to(self, device, non_blocking: bool = False) -> Batch:
-        return Batch(*(None if t is None else t.to(device, non_blocking=non_blocking)
-                       for t in vars(self).values()))  # fmt: skip
-
-    def pin_memory(self) -> Batch:
-        return Batch(*(None if t is None else t.pin_memory() for t in vars(self).values()))
-
-    @property
-    def obs(self) -> torch.Tensor:
-        """(B, T, stack, H, W) uint8 stacks of the frames (a view unless the window crosses
-        into a new episode)."""
-        stack = self.frames.shape[1] - self.actions.shape[1] + 1
-        return expand_stacks(self.frames, self.episode_start, stack)
 
 
 class SequenceDataset(torch.utils.data.Dataset):
@@ -314,61 +261,6 @@ class SequenceDataset(torch.utils.data.Dataset):
             m = getattr(frames, "_mmap", None)
             if m is not None and hasattr(m, "madvise"):
                 m.madvise(mmap.MADV_DONTNEED)
-
-
-class EpisodeStreams:
-    """Consecutive windows for truncated BPTT with a stored state.
-
-    Each of B rows plays episodes of the split one after another, drawn at random with odds
-    proportional to their length (so every step is equally likely, as in `sample`), and
-    `next()` returns the next T steps of every row. A row whose episode ends inside a window
-    goes on into its next episode there, and `episode_start` marks that step: the model zeroes
-    the state and `Batch.obs` pads the stacks there. Row b of a batch continues row b of the
-    batch before it, so the final state of one batch is the initial state of the next.
-    """
-
-    def __init__(self, dataset: SequenceDataset, batch_size: int, rng: np.random.Generator):
-        windows = [seg for _, seg in dataset.segments if not seg.episode_start]
-        if windows:
-            raise DatasetError(
-                f"{dataset.root}: {len(windows)} segments do not start an episode (imported "
-                "windows?); stored-state training needs whole episodes"
-            )
-        self.dataset, self.rng = dataset, rng
-        lengths = np.array([seg.length for _, seg in dataset.segments], np.float64)
-        self._odds = lengths / lengths.sum()
-        self.segment = [self._draw() for _ in range(batch_size)]
-        self.position = [0] * batch_size
-
-    def _draw(self) -> int:
-        return int(self.rng.choice(len(self._odds), p=self._odds))
-
-    def _row(self, b: int, frames, actions, starts, prev, elapsed) -> None:
-        """Fill one row with its next T steps, crossing into new episodes as they come."""
-        ds, t = self.dataset, 0
-        while t < ds.seq_len:
-            k, pos = self.segment[b], self.position[b]
-            seg = ds.segments[k][1]
-            n = min(ds.seq_len - t, seg.length - pos)
-            chunk = ds.frames(k, pos, n)
-            if t == 0:
-                frames[: n + ds.stack - 1] = chunk
-            else:  # the stacks of a new episode are padded by the gather in expand_stacks
-                frames[t + ds.stack - 1 : t + ds.stack - 1 + n] = chunk[ds.stack - 1 :]
-            actions[t : t + n] = ds.actions(k, pos, n)
-            prev[t : t + n] = ds.prev_actions(k, pos, n)
-            elapsed[t : t + n] = ds.elapsed(k, pos, n)
-            starts[t] = pos == 0
-            t, self.position[b] = t + n, pos + n
-            if self.position[b] == seg.length:
-                self.segment[b], self.position[b] = self._draw(), 0
-
-    def next(self) -> Batch:
-        frames, actions, prev, starts = self.dataset._empty(len(self.segment))
-        elapsed = np.ones(starts.shape, np.float32)
-        for row in range(len(self.segment)):
-            self._row(row, frames[row], actions[row], starts[row], prev[row], elapsed[row])
-        return Batch(*map(torch.from_numpy, (frames, actions, starts, prev, elapsed)))
 
 
 def _starts(length: int, seq_len: int) -> list[int]:

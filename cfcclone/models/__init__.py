@@ -7,7 +7,7 @@ lazy_package(
     {
         "ConvCfC": "cfcclone.models.policy",
         "ENCODERS": "cfcclone.models.encoders",
-        "PolicyConfig": "cfcclone.models.policy",
+        "PolicyConfig": "cfcclone.models.config",
         "make_encoder": "cfcclone.models.encoders",
     },
 )

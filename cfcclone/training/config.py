@@ -8,6 +8,7 @@ built, written into every checkpoint and the resume state, and read back by `tra
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -133,3 +134,12 @@ class TrainConfig(Config):
         check(
             0 <= self.val_fraction < 1, f"expected val_fraction in [0, 1), got {self.val_fraction}"
         )
+
+
+def view(env_config, stack: int = 0, obs_mask=None):
+    """The data's EnvConfig as a policy sees it: restacked (stack > 0) and masked (obs_mask);
+    what its checkpoint stores, so that evaluation plays that view."""
+    changes = {"stack": stack} if stack else {}
+    if obs_mask is not None:
+        changes["obs_mask"] = list(obs_mask)
+    return dataclasses.replace(env_config, **changes) if changes else env_config

@@ -48,7 +48,8 @@ from cfcclone.data import SequenceDataset
 from cfcclone.evaluation import evaluate_policy, split_over_ranks
 from cfcclone.models import ConvCfC
 from cfcclone.models.policy import bf16_supported
-from cfcclone.training.config import TrainConfig
+from cfcclone.training.config import TrainConfig, view
+from cfcclone.training.logs import TensorBoard, epoch_line
 from cfcclone.training.resume import (
     DAGGER_STATE,
     STATE,
@@ -94,14 +95,7 @@ class Trainer:
                 f"{self.out} holds a DAgger run, not a train run; pass another --out"
             )
         c = self.config = config
-        self._board = None  # the TensorBoard writer, made at the first epoch's end
-        if c.tensorboard:
-            try:
-                import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
-            except ImportError:
-                raise ValueError(
-                    "--tensorboard needs tensorboard: pip install 'cfcclone[tensorboard]'"
-                ) from None
+        self.board = TensorBoard(self.out / "tensorboard") if c.tensorboard else None
         self.device = resolve_device(c.device)
         if c.batch % distributed.world().size:
             raise ValueError(
@@ -320,33 +314,17 @@ class Trainer:
                 self.epoch += 1
                 row.update(self.closed_loop())
                 self._save(row)
-                self._log_tensorboard(row)
+                if self.board is not None and self.world.main:
+                    self.board.log(row)
                 rows.append(row)
                 if on_epoch is not None:
                     on_epoch(row)
                 elif self.progress:
                     tqdm.write(epoch_line(row))
         finally:
-            if self._board is not None:
-                self._board.close()
-                self._board = None
+            if self.board is not None:
+                self.board.close()
         return rows
-
-    def _log_tensorboard(self, row: dict) -> None:
-        """The row's figures as TensorBoard scalars of its epoch (rank 0, with --tensorboard);
-        the episodes' returns as a histogram."""
-        if not (self.config.tensorboard and self.world.main):
-            return
-        if self._board is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._board = SummaryWriter(str(self.out / "tensorboard"))
-        for key, value in row.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
-                self._board.add_scalar(key, value, row["epoch"])
-        if row.get("returns"):
-            self._board.add_histogram("returns", np.asarray(row["returns"]), row["epoch"])
-        self._board.flush()
 
     def _save(self, row: dict) -> None:
         """Write the epoch's checkpoints, resume state and metrics row (rank 0, with every
@@ -413,30 +391,3 @@ class Trainer:
         except (OSError, ValueError):  # CheckpointError is a ValueError
             return None
         return metrics if isinstance(metrics, dict) else None
-
-
-def view(env_config, stack: int = 0, obs_mask=None):
-    """The data's EnvConfig as a policy sees it: restacked (stack > 0) and masked (obs_mask);
-    what its checkpoint stores, so that evaluation plays that view."""
-    changes = {"stack": stack} if stack else {}
-    if obs_mask is not None:
-        changes["obs_mask"] = list(obs_mask)
-    return dataclasses.replace(env_config, **changes) if changes else env_config
-
-
-def _fmt(x, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def epoch_line(row: dict) -> str:
-    """The tutorial's per-epoch line (val_mae in place of val_acc for Box actions)."""
-    if "val_mae" in row:
-        score = f"val_mae={_fmt(row['val_mae'], '.4f')}"
-    else:
-        acc = None if row["val_acc"] is None else 100 * row["val_acc"]
-        score = f"val_acc={_fmt(acc, '.2f')}%"
-    return (
-        f"Epoch {row['epoch']}, train_loss={row['train_loss']:.4g}, "
-        f"val_loss={_fmt(row['val_loss'], '.4g')}, {score}, "
-        f"mean return {_fmt(row['return_mean'], '.1f')}"
-    )
