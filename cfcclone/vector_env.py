@@ -213,7 +213,7 @@ def default_batch(num_envs: int) -> int:
     """The batch of asynchronous stepping that rolls out fastest on 2 cores: a quarter of the
     envs where N is a multiple of 4 from 8 up (the model steps one group while three emulate),
     else half of them, or all where N is odd. Measured with 4 to 32 envs: see
-    docs/benchmark-log.md."""
+    experiments/log.md."""
     if num_envs >= 8 and num_envs % 4 == 0:
         return num_envs // 4
     return num_envs // 2 if num_envs % 2 == 0 else num_envs

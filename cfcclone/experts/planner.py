@@ -15,7 +15,7 @@ paddle's momentum they are combined with are what the 4 stacked frames show as m
 last move in that momentum is the one the env executed (`info["action"]`, where info has it):
 labelling a DAgger student's states, the planner models the student's paddle, not its own
 labels (reading their own labels instead, they changed 6.6% of the labels on the states of
-the Pong planner with 5% random errors, docs/benchmark-log.md).
+the Pong planner with 5% random errors, experiments/log.md).
 
 Breakout (positions from `cfcclone.experts.ram`): the paddle catches the ball while the
   ball's centre is in [left, right + 1], right clipped at 151. Momentum: the paddle halves its

@@ -62,12 +62,12 @@ class PolicyConfig(Config):
     skip_head: bool = False
     """Add a linear readout of the encoder's features to the CfC's logits. On the Pong
     planner's data the ConvCfC alone predicted no paddle move in 1,500 steps (3 seeds); with
-    this head it learned them as the CNN with a linear head does (docs/benchmark-log.md)."""
+    this head it learned them as the CNN with a linear head does (experiments/log.md)."""
     prev_action: bool = False
     """Also feed the CfC (and the skip head) a one-hot of the action ALE executed at the step
     before (zeros at an episode's first step), as R2D2's and IMPALA's recurrent agents take it.
     On the Pong planner's exact state it lifted a DAgger clone from 12.6 to 15.7 at round 5
-    (docs/benchmark-log.md)."""
+    (experiments/log.md)."""
     stack: int = field(default=4, metadata={"derived": True})
     """Frames per observation (from the env)."""
     screen_size: int = field(default=84, metadata={"derived": True})

@@ -253,7 +253,7 @@ class Trainer:
         """Set every BatchNorm's running statistics to the exact average over
         `bn_recalibration` training batches of this epoch's final weights (PreciseBN). The
         momentum averages trail weights that moved during the epoch: on the tutorial encoder
-        they cost 3 points of val accuracy (docs/benchmark-log.md). The batches come from a
+        they cost 3 points of val accuracy (experiments/log.md). The batches come from a
         generator of their own, so the training batches are those of a run without it."""
         n = self.config.bn_recalibration
         if not n:  # keep the momentum averages
