@@ -183,22 +183,45 @@ def test_collect_stores_its_preprocessing_and_train_and_eval_replay_it(tmp_path,
 
 
 def test_every_help_is_generated_and_readable(capsys):
-    from cfcclone.cli import build_parser
+    from cfcclone.cli import RUN
     from cfcclone.config import field_docs
     from cfcclone.training import OptimConfig
 
-    for command in ("collect", "train", "dagger", "demo", "eval", "play", "bench"):
-        with pytest.raises(SystemExit):
+    for command in RUN:
+        with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         text = capsys.readouterr().out
-        assert "(default:" in text and "usage: cfcclone " + command in text
+        assert done.value.code == 0 and "usage: cfcclone " + command in text, text
+        assert "(default:" in text or "(required)" in text
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert field_docs(OptimConfig)["lr"] in text  # the field's docstring is the help
     assert "--schedule {constant,cosine}" in text  # the Literal's values are the choices
-    args = build_parser().parse_args(["train", "--out", "x"])
-    assert args.out == "x" and not hasattr(args, "optim.lr")  # untyped options stay unset
+    assert "--cell {cfc,ltc,none}, --core {cfc,ltc,none}" in text  # the second spelling
+    for derived in ("--n-actions", "--action-meanings", "--progress"):  # set by cfcclone
+        assert derived not in text
+
+
+def test_options_lay_over_a_stored_config_and_configs_check_themselves(tmp_path, capsys):
+    """An option not typed keeps the base config's value (a checkpoint's recipe), and a
+    config's own check is reported on one line, not as a usage error."""
+    from cfcclone.cli.commands import train_config
+    from cfcclone.cli.options import Options, parse
+    from cfcclone.training import OptimConfig, TrainConfig
+
+    base = TrainConfig(optim=OptimConfig(lr=3e-4, warmup=7), epochs=5)
+    typed = ["--warmup", "9", "--cell", "ltc"]
+    config = parse("train", [Options(TrainConfig, name="train", base=base)], typed)["train"]
+    assert (config.optim.lr, config.optim.warmup, config.epochs) == (3e-4, 9, 5)
+    assert config.policy.core == "ltc" and config.policy.encoder == base.policy.encoder
+    with pytest.raises(ValueError, match="expected lr >= 0"):
+        train_config(["--out", "x", "--data", "y", "--lr", "-1"])
+    assert main(["train", "--out", "x", "--data", "y", "--batch", "0"]) == 2
+    assert capsys.readouterr().err == "cfcclone train: error: expected batch >= 1, got 0\n"
+    with pytest.raises(SystemExit) as usage:  # not a number: tyro's usage error
+        main(["train", "--out", "x", "--lr", "fast"])
+    assert usage.value.code == 2 and "--lr" in capsys.readouterr().err
 
 
 SHIP_TRAIN = """train --data runs/ship/data --out runs/ship/run --encoder nature --lr 1e-3
@@ -219,19 +242,19 @@ def test_the_shipped_recipe_is_the_same_in_its_short_form(tmp_path):
     to the config its long form (every flag typed again, as before) gave."""
     from cfcclone import ConvCfC, PolicyConfig
     from cfcclone.checkpoint import save_policy
-    from cfcclone.cli import build_parser
     from cfcclone.cli.commands import dagger_config, train_config
     from cfcclone.envs import EnvConfig
 
     def parsed(text):
-        args = build_parser().parse_args(text.format(ckpt=tmp_path / "bc.safetensors").split())
-        return args, args.handler[1]
+        return text.format(ckpt=tmp_path / "bc.safetensors").split()[1:]
 
-    bc = train_config(*parsed(SHIP_TRAIN))
+    _, bc = train_config(parsed(SHIP_TRAIN))
     assert bc.optim.lr == 1e-3 and bc.window.seq_len == 16 and bc.epochs == 16
     policy = ConvCfC(PolicyConfig(n_actions=4, encoder="nature"))
     save_policy(tmp_path / "bc.safetensors", policy, EnvConfig(), 16, None, bc)
-    short, long = dagger_config(*parsed(SHIP_DAGGER)), dagger_config(*parsed(SHIP_DAGGER_BEFORE))
+    (_, short, _), (_, long, _) = (
+        dagger_config(parsed(t)) for t in (SHIP_DAGGER, SHIP_DAGGER_BEFORE)
+    )
     assert short == long
     assert short.train.optim.warmup == 300 and short.train.optim.schedule == "cosine"
     assert short.train.epochs == 2 and short.envs == 8 and short.round_eval_episodes == 10

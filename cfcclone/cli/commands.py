@@ -1,4 +1,9 @@
-"""What each subcommand does with its parsed options: call the library, print the result."""
+"""The commands that train, evaluate and show policies: train, dagger, demo, eval, play,
+export, plot, bench (the data commands are in `data_commands`).
+
+Each is `name(argv) -> exit code`: its options (`cfcclone.cli.options`, parsed by tyro), then
+the library call. A command's own options are a small dataclass with field docstrings.
+"""
 
 from __future__ import annotations
 
@@ -6,142 +11,59 @@ import dataclasses
 import inspect
 import json
 import sys
+from dataclasses import dataclass
 from functools import partial
 
+from tyro.conf import Positional
+
 from cfcclone.atomic import atomic_write_text, check_file_target
-from cfcclone.cli.options import config_from_args, given
-from cfcclone.config import replace_path
-from cfcclone.data.format import DatasetError
+from cfcclone.cli.options import Options, call, parse, peek
 
 
-def collect(args, options) -> int:
-    from cfcclone import distributed
-    from cfcclone.data import collect
+@dataclass(frozen=True)
+class TrainOptions:
+    """train's own options."""
 
-    manifest = collect(**given(args, options))
-    if distributed.world().main:  # under torchrun, rank 0 reports
-        print(
-            f"{args.out}: {manifest.steps} frames, {manifest.episodes_complete} complete "
-            f"episodes in {len(manifest.shards)} shards"
-        )
-    distributed.close()
-    return 0
+    resume: bool = False
+    """Continue RUN (--out) from its last epoch, with its stored options."""
 
 
-def stats(args, options) -> int:
-    from cfcclone.data.dataset import describe
-    from cfcclone.data.manifest import Manifest, check_shards, repair
-
-    if args.repair:
-        manifest, dropped = repair(args.dir, args.game)
-        print(f"{args.dir}: manifest rebuilt, {len(manifest.shards)} intact shards")
-        for name, why in dropped.items():
-            print(f"  dropped {name}: {why}")
-    elif args.verify:
-        good, bad = check_shards(args.dir, Manifest.read(args.dir))
-        print(f"{args.dir}: {len(good)} shards intact, {len(bad)} bad")
-        for name, why in bad.items():
-            print(f"  bad {name}: {why}")
-        if bad:
-            raise DatasetError(
-                f"{args.dir}: {len(bad)} bad shards; cfcclone stats --repair drops them"
-            )
-    s = describe(args.dir)
-    print(f"{args.dir}: {s['env']}, expert {s['expert']}")
-    print(
-        f"  episodes {s['episodes']} ({s['complete_episodes']} complete), "
-        f"frames {s['steps']}, {s['bytes_per_step']:.0f} bytes/frame on disk"
-    )
-    print(f"  actions {s['action_space']}")
-    for name, n in s["actions"].items():
-        if isinstance(n, dict):  # a Box dimension
-            print(f"  {name:>10} mean {n['mean']:+.3f} std {n['std']:.3f} "
-                  f"in [{n['min']:+.3f}, {n['max']:+.3f}]")  # fmt: skip
-        else:
-            total = max(sum(s["actions"].values()), 1)
-            print(f"  {name:>10} {n:>9} {100 * n / total:5.1f}%")
-    if s["return_mean"] is not None:
-        print(
-            f"  expert return {s['return_mean']:.1f} ± {s['return_std']:.1f} "
-            f"over {s['complete_episodes']} episodes"
-        )
-    if args.json:
-        print(json.dumps(s))
-    return 0
-
-
-def import_ncps(args, options) -> int:
-    from cfcclone.data.ncps_format import import_ncps
-
-    print(json.dumps(import_ncps(**given(args, options)).to_dict()))
-    return 0
-
-
-def export_ncps(args, options) -> int:
-    from cfcclone.data.ncps_format import export_ncps
-
-    print(json.dumps(export_ncps(**given(args, options))))
-    return 0
-
-
-def import_minari(args, options) -> int:
-    from cfcclone.data.minari_format import import_minari
-
-    manifest = import_minari(**given(args, options))
-    print(
-        f"{args.out}: {manifest.steps} steps, {manifest.episodes_complete} complete episodes of "
-        f"{manifest.game}; evaluate its clones on {manifest.env.describe()}"
-    )
-    return 0
-
-
-def export_minari(args, options) -> int:
-    from cfcclone.data.minari_format import export_minari
-
-    path = export_minari(**given(args, options))
-    print(f"{path}: Minari dataset {args.dataset_id} (minari.load_dataset reads it)")
-    return 0
-
-
-def record(args, options) -> int:
-    from cfcclone.record import record
-
-    manifest = record(**given(args, options))
-    print(
-        f"{args.out}: {manifest.steps} steps, {manifest.episodes_complete} finished episodes "
-        f"in {len(manifest.shards)} shards"
-    )
-    return 0
-
-
-def train_config(args, options):
+def train_config(argv) -> tuple[TrainOptions, object]:
     """A fresh run from the defaults; with --init, from the checkpoint's stored recipe; with
     --resume, the run's stored config. The options typed are laid over it."""
     from cfcclone.checkpoint import load_policy
     from cfcclone.training import TrainConfig
     from cfcclone.training.resume import stored_config
 
-    values = given(args, options)
-    if "out" not in values:
-        raise ValueError("train needs --out RUN (and --data DIR unless it resumes RUN)")
-    if args.resume:
-        config = replace_path(stored_config(values["out"]), values)
-    elif values.get("init"):
-        base = load_policy(values["init"]).train_config or TrainConfig()
-        config = replace_path(base, values)
+    typed = peek(argv, "--out", "--init", switches=("--resume",))
+    if typed.resume and not typed.out:
+        raise ValueError("train --resume needs --out RUN")
+    if typed.resume:
+        base = stored_config(typed.out)
+    elif typed.init:
+        base = load_policy(typed.init).train_config or TrainConfig()
     else:
-        config = config_from_args(TrainConfig, args, options)
+        base = TrainConfig()
+    hidden = frozenset({(TrainConfig, "progress")})
+    parts = [
+        Options(TrainOptions, name="own"),
+        Options(TrainConfig, name="train", base=base, hidden=hidden),
+    ]
+    values = parse("train", parts, argv)
+    config = values["train"]
+    if not config.out:
+        raise ValueError("train needs --out RUN (and --data DIR unless it resumes RUN)")
     if not config.data:
         raise ValueError("train needs --data DIR (a dataset from cfcclone collect)")
-    return config
+    return values["own"], config
 
 
-def train(args, options) -> int:
+def train(argv) -> int:
     from cfcclone import distributed
     from cfcclone.training import Trainer
 
-    config = train_config(args, options)
-    trainer = Trainer(config, resume=args.resume)
+    own, config = train_config(argv)
+    trainer = Trainer(config, resume=own.resume)
     trainer.fit()
     if trainer.world.main:
         print(f"{config.out}: best.safetensors, last.safetensors, metrics.jsonl")
@@ -149,29 +71,53 @@ def train(args, options) -> int:
     return 0
 
 
-def dagger_config(args, options):
-    """The recipe of the rounds: a checkpoint --init's stored TrainConfig (else the defaults),
-    with the training options typed laid over it."""
-    from cfcclone.dagger import DaggerConfig, default_recipe
+def _set_per_round() -> frozenset:
+    """TrainConfig's fields that DAgger and the demo set for each training they run."""
+    from cfcclone.training import TrainConfig
 
-    values = given(args, options)
-    top = {k: v for k, v in values.items() if not k.startswith("train.")}
-    recipe = {k[len("train.") :]: v for k, v in values.items() if k.startswith("train.")}
-    return DaggerConfig(**top, train=replace_path(default_recipe(top["init"]), recipe))
+    return frozenset((TrainConfig, name) for name in ("data", "out", "init", "progress"))
 
 
-def dagger(args, options) -> int:
-    from cfcclone import distributed
-    from cfcclone.dagger import run_dagger, stored_dagger_config
+@dataclass(frozen=True)
+class DaggerOptions:
+    """dagger's own options."""
 
-    stored = stored_dagger_config(args.out) if args.resume else None
-    if stored is not None:  # the run's own config; the options typed may only agree with it
-        config = resumed_dagger_config(*stored, given(args, options))
-    elif not hasattr(args, "init"):
+    resume: bool = False
+    """Continue an interrupted DAgger run (its stored options; --rounds may grow)."""
+
+
+def dagger_config(argv):
+    """The DAgger run's config. A fresh run's recipe is checkpoint --init's stored TrainConfig
+    (else the defaults) with the training options typed laid over it; a resumed run keeps its
+    stored config, the options typed may only agree with it (and --rounds grow). Returns
+    (options, config, rounds done)."""
+    from cfcclone.dagger import DaggerConfig, default_recipe, stored_dagger_config
+    from cfcclone.training import TrainConfig
+
+    typed = peek(argv, "--out", "--init", switches=("--resume",))
+    stored = stored_dagger_config(typed.out) if typed.resume and typed.out else None
+    own = Options(DaggerOptions, name="own")
+    if stored is not None:
+        config, done = stored
+        part = Options(DaggerConfig, name="dagger", base=config, hidden=_set_per_round())
+        values = parse("dagger", [own, part], argv)
+        return values["own"], resumed_dagger_config(config, done, values["dagger"]), done
+    if not (typed.init or typed.help):
         raise ValueError("the following arguments are required: --init (no DAgger run to resume)")
-    else:
-        config = dagger_config(args, options)
-    rows = run_dagger(config, resume=args.resume)
+    # a fresh run: its recipe is the one stored in --init (for --help, the defaults)
+    recipe = default_recipe(typed.init) if typed.init else TrainConfig()
+    defaults = {(DaggerConfig, "train"): recipe}
+    part = Options(DaggerConfig, name="dagger", hidden=_set_per_round(), defaults=defaults)
+    values = parse("dagger", [own, part], argv)
+    return values["own"], values["dagger"], 0
+
+
+def dagger(argv) -> int:
+    from cfcclone import distributed
+    from cfcclone.dagger import run_dagger
+
+    own, config, _ = dagger_config(argv)
+    rows = run_dagger(config, resume=own.resume)
     if distributed.world().main:
         if rows:
             print(f"{config.out}: student {rows[-1]['student']}, metrics.jsonl")
@@ -181,23 +127,30 @@ def dagger(args, options) -> int:
     return 0
 
 
-def resumed_dagger_config(stored, rounds_done: int, typed: dict):
+def resumed_dagger_config(stored, rounds_done: int, typed):
     """A DAgger run's stored config with the `--rounds` typed; another value of any other
-    option typed, or fewer rounds than were done, is refused by name."""
-    rounds = typed.pop("rounds", stored.rounds)
-    out = typed.pop("out", stored.out)  # the folder where it is now
-    for path, value in typed.items():
-        old = stored
-        for part in path.split("."):
-            old = getattr(old, part)
-        if value != old:
+    option typed (`typed`: the stored config with the options typed laid over it), or fewer
+    rounds than were done, is refused by name."""
+    for path, old, value in _differences(stored, typed):
+        if path not in ("rounds", "out"):  # out: the folder where the run is now
             flag = "--" + path.rsplit(".", 1)[-1].replace("_", "-")
             raise ValueError(f"cannot resume {stored.out} with {flag} {value}: the run has {old}")
-    if rounds < rounds_done:
+    if typed.rounds < rounds_done:
         raise ValueError(
-            f"cannot resume {stored.out} with --rounds {rounds}: {rounds_done} rounds are done"
+            f"cannot resume {stored.out} with --rounds {typed.rounds}: "
+            f"{rounds_done} rounds are done"
         )
-    return dataclasses.replace(stored, rounds=rounds, out=out)
+    return typed
+
+
+def _differences(a, b, prefix=""):
+    """(dotted path, a's value, b's value) of each field where two configs differ."""
+    for f in dataclasses.fields(a):
+        old, new = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(old) and dataclasses.is_dataclass(new):
+            yield from _differences(old, new, prefix + f.name + ".")
+        elif old != new:
+            yield prefix + f.name, old, new
 
 
 def _same_game(path, env_config, game) -> None:
@@ -210,14 +163,35 @@ EVAL_ENV_CHANGES = ("obs_noise", "env_kwargs", "frame_skip_jitter")
 """EnvConfig fields that `eval` lays over the checkpoint's env (or the expert's)."""
 
 
-def evaluate(args, options) -> int:
+@dataclass(frozen=True)
+class EvalOptions:
+    """What eval scores, and where its results go."""
+
+    checkpoint: Positional[str | None] = None
+    """A checkpoint (.safetensors) or its .onnx export."""
+    expert: str | None = None
+    """Score an expert instead: planner, tracker, module:function."""
+    bf16: bool = False
+    """bf16 encoder (faster, not bit-exact)."""
+    json: str | None = None
+    """Also write the results to this file."""
+
+
+def evaluate(argv) -> int:
     from cfcclone import distributed
     from cfcclone.envs import EnvConfig
     from cfcclone.evaluation import evaluate_expert, evaluate_policy
 
-    values = given(args, options)
-    game = getattr(args, "game", None)  # not typed: the checkpoint's game, or breakout
-    changes = {k: getattr(args, k) for k in EVAL_ENV_CHANGES if hasattr(args, k)}
+    parts = [
+        Options(EvalOptions, name="own"),
+        Options(evaluate_policy, skip=("policy", "env_config", "progress")),
+        # the env: the checkpoint's, where one is given; these change it
+        Options(EnvConfig, name="env", overlay=("game", *EVAL_ENV_CHANGES)),
+    ]
+    values = parse("eval", parts, argv)
+    args, env = values.pop("own"), values.pop("env")
+    game = env.pop("game")  # None: the checkpoint's game, or breakout
+    changes = {k: v for k, v in env.items() if v is not None}
     if args.expert and args.checkpoint:
         raise ValueError("give a checkpoint or --expert, not both")
     if args.json:
@@ -274,58 +248,101 @@ def _split_episodes(run, values: dict):
     return split_over_ranks(evaluate, episodes, seed)
 
 
-def play(args, options) -> int:
+@dataclass(frozen=True)
+class PlayOptions:
+    """What play plays."""
+
+    checkpoint: Positional[str]
+    """A checkpoint (.safetensors) or its .onnx export."""
+
+
+def play(argv) -> int:
     from cfcclone.checkpoint import load_policy
     from cfcclone.play import has_display, play
 
-    values = given(args, options)
+    parts = [Options(PlayOptions, name="own"), Options(play, skip=("policy", "env_config"))]
+    values = parse("play", parts, argv)
+    checkpoint = values.pop("own").checkpoint
     if values.get("render") is None and not values.get("record"):
         if not has_display():
             raise ValueError("no display here: pass --record out.gif (or .mp4) to record")
         values["render"] = "human"
-    if str(args.checkpoint).endswith(".onnx"):
+    if str(checkpoint).endswith(".onnx"):
         from cfcclone.export import OnnxAgent
 
-        agent = OnnxAgent(args.checkpoint, 1)
+        agent = OnnxAgent(checkpoint, 1)
         result = play(agent, agent.env_config, **values)
     else:
-        loaded = load_policy(args.checkpoint)
+        loaded = load_policy(checkpoint)
         result = play(loaded.policy, loaded.env_config, **values)
     recorded = f"; recorded {values['record']}" if values.get("record") else ""
     print(f"returns {result.returns}{recorded}; {result.latency()}")
     return 0
 
 
-def export(args, options) -> int:
+def export(argv) -> int:
     from cfcclone.export import export_onnx
 
-    print(export_onnx(**given(args, options)))
+    print(call("export", export_onnx, argv, positional=("checkpoint",)))
     return 0
 
 
-def plot(args, options) -> int:
+def plot(argv) -> int:
     from cfcclone.plotting import plot_run
 
-    print(plot_run(**given(args, options)))
+    print(call("plot", plot_run, argv, positional=("run",)))
     return 0
 
 
-def demo(args, options) -> int:
+def demo(argv) -> int:
     from cfcclone.demo import PRESETS, DemoConfig, run_demo
 
-    run_demo(config_from_args(DemoConfig, args, options, base=PRESETS[args.preset]))
+    preset = peek(argv, "--preset").preset or "breakout"
+    if preset not in PRESETS:
+        raise ValueError(f"unknown --preset {preset!r}; expected one of {sorted(PRESETS)}")
+    parts = [
+        Options(DemoOptions, name="own"),
+        Options(DemoConfig, name="demo", base=PRESETS[preset], hidden=_set_per_round()),
+    ]
+    run_demo(parse("demo", parts, argv)["demo"])
     return 0
 
 
-def bench(args, options) -> int:
+@dataclass(frozen=True)
+class DemoOptions:
+    """The demo's job."""
+
+    preset: str = "breakout"
+    """The job the options change: breakout (the default) or hopper (MuJoCo Hopper-v5)."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """bench's sizes, its peer and its reports."""
+
+    quick: bool = False
+    """Tiny sizes: seconds, not figures."""
+    tutorial: str | None = None
+    """The tutorial's ncps_tutorial.py (its rows are skipped without)."""
+    goals: str | None = None
+    """A JSON file of goals to check the figures against."""
+    json: str | None = None
+    """Also write the results to this file."""
+    markdown: str | None = None
+    """Write a markdown section: machine, versions, tables."""
+
+
+def bench(argv) -> int:
     from cfcclone.bench import BenchConfig, run_bench
     from cfcclone.bench.report import format_markdown, format_table
 
+    base = BenchConfig.quick() if peek(argv, switches=("--quick",)).quick else BenchConfig()
+    parts = [Options(BenchOptions, name="own"), Options(BenchConfig, name="bench", base=base)]
+    values = parse("bench", parts, argv)
+    args, config = values["own"], values["bench"]
     for target in (args.json, args.markdown):
         if target:
             check_file_target(target)  # before the benchmark, not after it
-    base = BenchConfig.quick() if args.quick else BenchConfig()
-    config = config_from_args(BenchConfig, args, options, base=base)
     results = run_bench(config, args.quick, args.tutorial, args.goals)
     print(format_table(results))
     if args.json:
