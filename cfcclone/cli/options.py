@@ -113,9 +113,7 @@ def parse(command: str, parts: list[Options], argv: list[str]) -> dict[str, Any]
         )
     values = {name: _built(value) for name, value in values.items()}
     for part in parts:
-        if part.overlay:
-            values[part.name] = {n: values.pop(n) for n in flat[part.name]}
-        elif part.spread:
+        if part.overlay or part.spread:
             values[part.name] = {n: values.pop(n) for n in flat[part.name]}
         elif dataclasses.is_dataclass(part.source) and not _is_config(part.source):
             values[part.name] = part.source(**{n: values.pop(n) for n in flat[part.name]})
@@ -157,7 +155,7 @@ def _signature(fn, skip=(), positional=(), docs=None):
     """(parameter, help) of each keyword parameter of `fn` (a function or a dataclass), its
     annotation resolved (an unannotated one takes its default's type, a path is text) and the
     `positional` ones marked so."""
-    hints = typing.get_type_hints(fn if isinstance(fn, type) else fn, include_extras=True)
+    hints = typing.get_type_hints(fn, include_extras=True)
     if docs is None:
         parsed = docstring_parser.parse(fn.__doc__ or "").params
         docs = {p.arg_name: p.description or "" for p in parsed}
