@@ -3,7 +3,7 @@
 # 84x84 grayscale renders in stacks of 4; a nature CfC trained on them, then 30 held-out
 # episodes (seed 1). Resumable: finished steps are skipped. Usage:
 #   bash experiments/cartpole_pixels/run.sh            # BC on 100 episodes
-#   bash experiments/cartpole_pixels/run.sh dagger     # then 8 DAgger rounds from that clone
+#   bash experiments/cartpole_pixels/run.sh dagger     # then 12 DAgger rounds from that clone
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=${C:-.venv/bin/cfcclone}
@@ -18,5 +18,5 @@ RECIPE="--encoder nature --epochs 20 --batches-per-epoch 150 --batch 32 --seq-le
 if [ "${1:-}" = dagger ]; then
   [ -f "$OUT/dagger/metrics.jsonl" ] && RESUME=--resume || RESUME=
   $C dagger --init "$OUT/bc/best.safetensors" --data "$OUT/data" --out "$OUT/dagger" \
-    --expert planner --rounds ${ROUNDS:-8} --labels-per-round 20000 --beta 0.5 --envs 8 --epochs 4 $RESUME
+    --expert planner --rounds ${ROUNDS:-12} --labels-per-round 20000 --beta 0.5 --envs 8 --epochs 4 $RESUME
 fi
