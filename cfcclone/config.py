@@ -20,6 +20,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import numbers
 import textwrap
 import types
 import typing
@@ -68,6 +69,11 @@ class Config:
             value = getattr(self, name)
             if options and value not in options and not (value is None and allows_none(hint)):
                 raise ValueError(f"unknown {name} {value!r}; expected one of {list(options)}")
+
+
+def is_int(value) -> bool:
+    """An integer (numpy's too), not a bool: what a count field of a config accepts."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check(condition: bool, message: str) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from ale_py import roms
 from gymnasium.wrappers import AtariPreprocessing
 
-from cfcclone.config import Config, check
+from cfcclone.config import Config, check, is_int
 from cfcclone.stacking import FrameStacker
 
 gym.register_envs(ale_py)
@@ -150,10 +150,6 @@ def env_kind(game: str) -> str:
     return "gym" if re.search(r"-v\d+$", game) else "ale"
 
 
-def is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def check_game(game: str) -> str:
     """Return `game` if ALE ships its ROM, else raise a ValueError naming the valid ones."""
     valid = roms.get_all_rom_ids()
@@ -222,32 +218,39 @@ def check_actions(actions, num_envs: int, n_actions: int) -> np.ndarray:
     return a.astype(np.int64)
 
 
+def ale_settings(config: EnvConfig) -> tuple[dict, dict]:
+    """The keyword arguments of ALE v5's env and of gymnasium's AtariPreprocessing that make
+    `config`'s single frames: the one env here, and the EnvSpec of a Minari export. With
+    max_pool, AtariPreprocessing skips frames and pools the last two; without, ALE skips them
+    itself and returns the last (ALE v5's own frame skip)."""
+    pooled = config.frame_skip if config.max_pool else 1
+    ale = dict(
+        frameskip=config.frame_skip // pooled,
+        repeat_action_probability=config.sticky_actions,
+        max_num_frames_per_episode=config.max_episode_frames,
+    )
+    preprocessing = dict(
+        noop_max=config.noop_max,
+        frame_skip=pooled,
+        screen_size=config.screen_size,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+        scale_obs=False,
+    )
+    return ale, preprocessing
+
+
 class AtariEnv(gym.Wrapper):
     """One env: gymnasium's ALE v5 env and AtariPreprocessing, then the shared stacker and
     fire protocol. Observations (4, 84, 84) uint8; info carries "lives", "action" and "ram"."""
 
     def __init__(self, config: EnvConfig, render_mode: str | None = None):
         check_game(config.game)
-        # With max_pool, AtariPreprocessing skips frames and pools the last two; without, ALE
-        # skips them itself and returns the last (ALE v5's own frame skip).
-        skip = config.frame_skip if config.max_pool else 1
+        ale, preprocessing = ale_settings(config)
         base = gym.make(
-            _gym_id(config.game),
-            frameskip=config.frame_skip // skip,
-            repeat_action_probability=config.sticky_actions,
-            full_action_space=False,
-            max_num_frames_per_episode=config.max_episode_frames,
-            render_mode=render_mode,
+            _gym_id(config.game), **ale, full_action_space=False, render_mode=render_mode
         )
-        env = AtariPreprocessing(
-            base,
-            noop_max=config.noop_max,
-            frame_skip=skip,
-            screen_size=config.screen_size,
-            terminal_on_life_loss=False,
-            grayscale_obs=True,
-            scale_obs=False,
-        )
+        env = AtariPreprocessing(base, **preprocessing)
         super().__init__(env)
         self.config = config
         self.action_meanings = base.unwrapped.get_action_meanings()

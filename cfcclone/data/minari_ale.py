@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from cfcclone.data.format import DatasetError, Segment
-from cfcclone.envs import EnvConfig, _gym_id, action_meanings, check_game
+from cfcclone.envs import EnvConfig, _gym_id, action_meanings, ale_settings, check_game
 
 ALE_ENTRY = "ale_py.env:AtariEnv"
 PREPROCESSING = "gymnasium.wrappers.atari_preprocessing:AtariPreprocessing"
@@ -145,21 +145,8 @@ def env_spec_of(config: EnvConfig):
     single frames (what `recover_environment()` builds for a user of the export)."""
     from gymnasium.envs.registration import WrapperSpec
 
-    pooled = config.frame_skip if config.max_pool else 1
+    ale, preprocessing = ale_settings(config)
     spec = gym.spec(_gym_id(config.game))
-    kwargs = dict(spec.kwargs, frameskip=config.frame_skip // pooled,
-                  repeat_action_probability=config.sticky_actions,
-                  max_num_frames_per_episode=config.max_episode_frames)  # fmt: skip
-    wrapper = WrapperSpec(
-        "AtariPreprocessing",
-        PREPROCESSING,
-        dict(
-            noop_max=config.noop_max,
-            frame_skip=pooled,
-            screen_size=config.screen_size,
-            terminal_on_life_loss=False,
-            grayscale_obs=True,
-            scale_obs=False,
-        ),  # fmt: skip
-    )
+    wrapper = WrapperSpec("AtariPreprocessing", PREPROCESSING, preprocessing)
+    kwargs = dict(spec.kwargs, **ale)
     return dataclasses.replace(spec, kwargs=kwargs, additional_wrappers=(wrapper,))

@@ -8,7 +8,7 @@ from typing import Literal
 
 import torch
 
-from cfcclone.config import Config, check
+from cfcclone.config import Config, check, is_int
 from cfcclone.models.cores import Cell, WiringName, check_core
 from cfcclone.models.encoders import smallest_frame
 from cfcclone.spaces import ActionSpec, ObsSpec
@@ -85,15 +85,15 @@ class PolicyConfig(Config):
         self.check_choices()
         for name in ("units", "stack", "screen_size", "hidden"):
             value = getattr(self, name)
-            check(_is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
+            check(is_int(value) and value >= 1, f"expected {name} >= 1, got {value!r}")
         check(
-            _is_int(self.n_actions) and self.n_actions >= 0,
+            is_int(self.n_actions) and self.n_actions >= 0,
             f"expected n_actions >= 0, got {self.n_actions!r}",
         )
         for name in ("backbone_units", "backbone_layers"):
             value = getattr(self, name)
             check(
-                value is None or (_is_int(value) and value >= 1),
+                value is None or (is_int(value) and value >= 1),
                 f"expected {name} >= 1, got {value!r}",
             )
         meanings = self.action_meanings
@@ -119,7 +119,7 @@ class PolicyConfig(Config):
         )
         check(
             self.features is None
-            or (_is_int(self.features) and self.features >= 1 and self.encoder != "tutorial"),
+            or (is_int(self.features) and self.features >= 1 and self.encoder != "tutorial"),
             f"expected features >= 1 with the nature or impala encoder, got {self.features!r} "
             f"with {self.encoder} (the tutorial's ends in a pooling of 256 channels)",
         )
@@ -144,7 +144,3 @@ class PolicyConfig(Config):
     @property
     def obs_dtype(self) -> torch.dtype:
         return torch.uint8 if self.obs.kind == "image" else torch.float32
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
